@@ -205,12 +205,26 @@ def settings_from_mapping(values: Mapping[str, str | None]) -> Settings:
     return settings
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
-) -> Settings:
-    """Settings from ``.env`` (if present) overlaid by the process environment."""
+def _read_environment(
+    environ: Mapping[str, str] | None, env_file: Path | None
+) -> dict[str, str | None]:
     values: dict[str, str | None] = {}
     if env_file is not None and env_file.is_file():
         values.update(dotenv_values(env_file))
     values.update(os.environ if environ is None else environ)
-    return settings_from_mapping(values)
+    return values
+
+
+def database_url_from_env(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> str:
+    """Just ``DATABASE_URL``, for maintenance commands that need no Discord token."""
+    read = _Reader(_read_environment(environ, env_file))
+    return read.get("DATABASE_URL", _parse_database_url, DEFAULT_DATABASE_URL)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Settings from ``.env`` (if present) overlaid by the process environment."""
+    return settings_from_mapping(_read_environment(environ, env_file))
