@@ -1,0 +1,123 @@
+"""Message catalogs (one TOML file per language under ``bot/locales``) and locale formatting.
+
+Every text a member or admin can read comes from here, chosen by the interaction's locale, then
+the server's, then English. Placeholders are ``str.format`` fields; integers and floats passed
+as parameters are formatted for the language.
+"""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any
+
+DEFAULT_LANGUAGE = "en"
+SUPPORTED_LANGUAGES = ("en", "de")
+
+# Thousands and decimal separators per language.
+_SEPARATORS = {"en": (",", "."), "de": (".", ",")}
+
+
+def language_of(locale: str | None) -> str | None:
+    """``"de"``/``"de-AT"`` → ``"de"``; ``"en-US"`` → ``"en"``; unsupported → None."""
+    if not locale:
+        return None
+    language = str(locale).split("-")[0].split("_")[0].lower()
+    return language if language in SUPPORTED_LANGUAGES else None
+
+
+def pick_language(*locales: str | None) -> str:
+    """The first supported language among the given locales (member's first), else English."""
+    for locale in locales:
+        language = language_of(locale)
+        if language is not None:
+            return language
+    return DEFAULT_LANGUAGE
+
+
+def format_number(language: str, value: float, decimals: int = 0) -> str:
+    thousands, decimal = _SEPARATORS.get(language, _SEPARATORS[DEFAULT_LANGUAGE])
+    text = f"{value:,.{decimals}f}"
+    return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{name}.")
+        else:
+            yield name, str(value)
+
+
+def placeholders(template: str) -> frozenset[str]:
+    return frozenset(
+        field.split(".")[0].split("[")[0]
+        for _, field, _, _ in string.Formatter().parse(template)
+        if field
+    )
+
+
+class Messages:
+    """All catalogs, loaded once at start-up."""
+
+    def __init__(self, catalogs: Mapping[str, Mapping[str, str]]) -> None:
+        if DEFAULT_LANGUAGE not in catalogs:
+            raise ValueError("the English catalog is required")
+        self._catalogs = {language: dict(entries) for language, entries in catalogs.items()}
+
+    @classmethod
+    def load(cls) -> Messages:
+        folder = resources.files("bot") / "locales"
+        catalogs = {}
+        for language in SUPPORTED_LANGUAGES:
+            with (folder / f"{language}.toml").open("rb") as file:
+                catalogs[language] = dict(_flatten(tomllib.load(file)))
+        return cls(catalogs)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self._catalogs)
+
+    def keys(self, language: str) -> frozenset[str]:
+        return frozenset(self._catalogs.get(language, {}))
+
+    def template(self, language: str, key: str) -> str:
+        catalog = self._catalogs.get(language) or self._catalogs[DEFAULT_LANGUAGE]
+        template = catalog.get(key)
+        if template is None:
+            template = self._catalogs[DEFAULT_LANGUAGE].get(key)
+        if template is None:
+            raise KeyError(f"no message {key!r}")
+        return template
+
+    def has(self, key: str) -> bool:
+        return key in self._catalogs[DEFAULT_LANGUAGE]
+
+    def text(self, language: str, key: str, /, **params: Any) -> str:
+        """The message ``key`` in ``language`` with its placeholders filled in."""
+        formatted = {name: self._format_value(language, value) for name, value in params.items()}
+        return self.template(language, key).format(**formatted)
+
+    @staticmethod
+    def _format_value(language: str, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return format_number(language, value)
+        if isinstance(value, float):
+            return format_number(language, value, decimals=1)
+        return value
+
+    def duration(self, language: str, seconds: float) -> str:
+        """A short human duration: "45 s", "3 min 20 s", "2 h 5 min" (and German forms)."""
+        total = max(0, round(seconds))
+        hours, rest = divmod(total, 3600)
+        minutes, secs = divmod(rest, 60)
+        if hours:
+            return self.text(language, "units.hours_minutes", hours=hours, minutes=minutes)
+        if minutes:
+            return self.text(language, "units.minutes_seconds", minutes=minutes, seconds=secs)
+        return self.text(language, "units.seconds", seconds=secs)

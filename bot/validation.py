@@ -1,0 +1,75 @@
+"""Checks on an /imagine request that run before any credit is reserved or any API is called."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from bot.errors import InvalidInput
+from bot.grok import MODES, RATIOS, GenerateRequest
+
+# Content type → the file endings that may carry it; both must agree.
+IMAGE_TYPES: dict[str, tuple[str, ...]] = {
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/webp": (".webp",),
+}
+MAX_IMAGES = 3
+SPICY_MODE = "spicy"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInput:
+    """What we know about an attached image without downloading it."""
+
+    filename: str
+    content_type: str | None
+    size: int
+    url: str
+
+
+def _check_image(image: ImageInput, max_image_bytes: int) -> None:
+    content_type = (image.content_type or "").split(";")[0].strip().lower()
+    suffix = PurePosixPath(image.filename.lower()).suffix
+    if suffix not in IMAGE_TYPES.get(content_type, ()):
+        raise InvalidInput("imagine.error.image_type", filename=image.filename)
+    if image.size > max_image_bytes:
+        raise InvalidInput(
+            "imagine.error.image_too_large", filename=image.filename, max_bytes=max_image_bytes
+        )
+
+
+def validate_imagine(
+    prompt: str,
+    *,
+    mode: str,
+    ratio: str,
+    images: list[ImageInput],
+    channel_is_nsfw: bool,
+    max_prompt_length: int,
+    max_image_bytes: int,
+) -> GenerateRequest:
+    """Turn raw command input into an API request, or refuse with a readable reason."""
+    text = prompt.strip()
+    if not text:
+        raise InvalidInput("imagine.error.empty_prompt")
+    if len(text) > max_prompt_length:
+        raise InvalidInput(
+            "imagine.error.prompt_too_long", length=len(text), max_length=max_prompt_length
+        )
+    if mode not in MODES:
+        raise InvalidInput("imagine.error.unknown_mode", mode=mode)
+    if ratio not in RATIOS:
+        raise InvalidInput("imagine.error.unknown_ratio", ratio=ratio)
+    if len(images) > MAX_IMAGES:
+        raise InvalidInput("imagine.error.too_many_images", max_images=MAX_IMAGES)
+    for image in images:
+        _check_image(image, max_image_bytes)
+    if mode == SPICY_MODE:
+        if not channel_is_nsfw:
+            raise InvalidInput("imagine.error.spicy_channel")
+        if images:
+            raise InvalidInput("imagine.error.spicy_images")
+    return GenerateRequest(
+        prompt=text, mode=mode, ratio=ratio, images=tuple(image.url for image in images)
+    )
