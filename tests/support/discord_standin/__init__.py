@@ -1,0 +1,42 @@
+"""A loopback Discord that the real discord.py client connects to, for end-to-end tests.
+
+See ``DiscordStandIn`` for the test-side API and ``records`` for what it stores.
+"""
+
+from tests.support.discord_standin.records import (
+    ADMINISTRATOR_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_MEMBER_PERMISSIONS,
+    MESSAGE_FLAG_EPHEMERAL,
+    MESSAGE_FLAG_LOADING,
+    Channel,
+    ErrorResponse,
+    Guild,
+    InteractionRecord,
+    Message,
+    PingedMentions,
+    StoredAttachment,
+    User,
+    pinged_mentions,
+)
+from tests.support.discord_standin.server import DiscordError, DiscordStandIn, OptionValue
+
+__all__ = [
+    "ADMINISTRATOR_PERMISSIONS",
+    "DEFAULT_BOT_PERMISSIONS",
+    "DEFAULT_MEMBER_PERMISSIONS",
+    "MESSAGE_FLAG_EPHEMERAL",
+    "MESSAGE_FLAG_LOADING",
+    "Channel",
+    "DiscordError",
+    "DiscordStandIn",
+    "ErrorResponse",
+    "Guild",
+    "InteractionRecord",
+    "Message",
+    "OptionValue",
+    "PingedMentions",
+    "StoredAttachment",
+    "User",
+    "pinged_mentions",
+]

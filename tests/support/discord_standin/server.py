@@ -1,0 +1,1242 @@
+"""A loopback Discord (REST v10 + gateway) that the real discord.py client talks to.
+
+The server runs on 127.0.0.1 inside the test's event loop. REST handlers and the gateway
+mutate plain records (see ``records.py``); every mutation wakes ``wait_for`` waiters, so tests
+wait on conditions, never on time. Time itself (token lifetimes, the 3-second initial-response
+deadline, nonce windows, ack latencies) comes from the injected ``bot.clock.Clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+from bot.clock import Clock, SystemClock
+from tests.support.discord_standin.records import (
+    ADMINISTRATOR_PERMISSIONS,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_MEMBER_PERMISSIONS,
+    FILESIZE_LIMIT_BY_PREMIUM_TIER,
+    INITIAL_RESPONSE_DEADLINE_SECONDS,
+    INTERACTION_TOKEN_LIFETIME_SECONDS,
+    MAX_CONTENT_LENGTH,
+    MAX_EMBED_CHARACTERS,
+    MAX_EMBEDS,
+    MESSAGE_FLAG_EPHEMERAL,
+    MESSAGE_FLAG_LOADING,
+    NONCE_WINDOW_SECONDS,
+    Channel,
+    ErrorResponse,
+    Guild,
+    InteractionRecord,
+    Message,
+    MessageOrigin,
+    SnowflakeFactory,
+    StoredAttachment,
+    User,
+)
+
+T = TypeVar("T")
+OptionValue = str | int | float | bool | StoredAttachment | User | Channel
+
+HEARTBEAT_INTERVAL_MS = 41_250
+GATEWAY_REPLAY_BUFFER = 5000
+DEFAULT_WAIT_SECONDS = 10.0
+
+# Application-command option types (Discord's numbering).
+OPTION_SUB_COMMAND = 1
+OPTION_SUB_COMMAND_GROUP = 2
+OPTION_STRING = 3
+OPTION_INTEGER = 4
+OPTION_BOOLEAN = 5
+OPTION_USER = 6
+OPTION_CHANNEL = 7
+OPTION_NUMBER = 10
+OPTION_ATTACHMENT = 11
+
+INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_MESSAGE_COMPONENT = 3
+COMPONENT_BUTTON = 2
+
+CALLBACK_CHANNEL_MESSAGE = 4
+CALLBACK_DEFERRED_CHANNEL_MESSAGE = 5
+CALLBACK_DEFERRED_UPDATE_MESSAGE = 6
+CALLBACK_UPDATE_MESSAGE = 7
+CALLBACK_MODAL = 9
+
+MESSAGE_TYPE_DEFAULT = 0
+MESSAGE_TYPE_CHAT_INPUT_COMMAND = 20
+
+
+class DiscordError(Exception):
+    """An error answer in Discord's shape: HTTP status plus a JSON ``code`` and ``message``."""
+
+    def __init__(self, status: int, code: int, message: str, errors: dict | None = None) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+def _invalid_form_body(field_name: str, code: str, message: str) -> DiscordError:
+    errors = {field_name: {"_errors": [{"code": code, "message": message}]}}
+    return DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json": discord.py does not parse "application/json; charset=utf-8".
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
+
+
+@dataclass
+class _UploadedFile:
+    filename: str
+    content_type: str | None
+    data: bytes
+
+
+async def _read_body(request: web.Request) -> tuple[dict[str, Any], dict[int, _UploadedFile]]:
+    """The JSON payload and the ``files[N]`` parts of a JSON or multipart request."""
+    if request.content_type == "multipart/form-data":
+        payload: dict[str, Any] = {}
+        files: dict[int, _UploadedFile] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, aiohttp.BodyPartReader)
+            if part.name == "payload_json":
+                payload = json.loads(await part.text())
+            elif part.name and part.name.startswith("files[") and part.name.endswith("]"):
+                index = int(part.name[len("files[") : -1])
+                data = bytes(await part.read(decode=False))
+                content_type = part.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+                files[index] = _UploadedFile(part.filename or f"file{index}", content_type, data)
+        return payload, files
+    if request.can_read_body:
+        return await request.json(), {}
+    return {}, {}
+
+
+def _embed_characters(embed: Mapping[str, Any]) -> int:
+    texts = [embed.get("title"), embed.get("description")]
+    texts += [(embed.get("footer") or {}).get("text"), (embed.get("author") or {}).get("name")]
+    for embed_field in embed.get("fields", []):
+        texts += [embed_field.get("name"), embed_field.get("value")]
+    return sum(len(text) for text in texts if text)
+
+
+def _validate_message(payload: Mapping[str, Any], *, creating: bool, has_files: bool) -> None:
+    content = payload.get("content") or ""
+    embeds = payload.get("embeds") or []
+    if len(content) > MAX_CONTENT_LENGTH:
+        raise _invalid_form_body(
+            "content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT_LENGTH} or fewer in length."
+        )
+    if len(embeds) > MAX_EMBEDS:
+        raise _invalid_form_body(
+            "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
+        )
+    if sum(_embed_characters(embed) for embed in embeds) > MAX_EMBED_CHARACTERS:
+        raise _invalid_form_body(
+            "embeds",
+            "MAX_EMBED_SIZE_EXCEEDED",
+            f"Embed size exceeds maximum size of {MAX_EMBED_CHARACTERS}",
+        )
+    has_body = content or embeds or has_files or payload.get("components") or payload.get("poll")
+    if creating and not has_body:
+        raise DiscordError(400, 50006, "Cannot send an empty message")
+
+
+def _query_flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in {"1", "true"}
+
+
+@dataclass
+class _GatewaySession:
+    """One IDENTIFY'd session; keeps recent frames so a RESUME can replay what was missed."""
+
+    id: str
+    socket: web.WebSocketResponse | None = None
+    sequence: int = 0
+    sent: deque[tuple[int, str]] = field(
+        default_factory=lambda: deque(maxlen=GATEWAY_REPLAY_BUFFER)
+    )
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def connected(self) -> bool:
+        return self.socket is not None and not self.socket.closed
+
+    async def dispatch(self, event: str, data: Mapping[str, Any]) -> None:
+        # Sequence numbers and send order must agree, hence one lock around both.
+        async with self.send_lock:
+            self.sequence += 1
+            frame = json.dumps({"op": 0, "t": event, "s": self.sequence, "d": data})
+            self.sent.append((self.sequence, frame))
+            if self.socket is not None and not self.socket.closed:
+                with contextlib.suppress(ConnectionResetError):
+                    await self.socket.send_str(frame)
+
+
+class DiscordStandIn:
+    """Loopback Discord for end-to-end tests and benchmarks of a real discord.py bot.
+
+    Typical use::
+
+        standin = DiscordStandIn(clock=fake_clock)
+        guild = standin.add_guild("Test")
+        alice = standin.add_user("alice")
+        await standin.start()
+        with standin.patch_discord_py():
+            ... start the bot with ``standin.token`` ...
+            record = await standin.send_command(guild, guild.text_channel, alice, "ping")
+            await standin.wait_until_acked(record)
+
+    Add guilds and users before the bot connects: READY/GUILD_CREATE are built at IDENTIFY.
+    """
+
+    def __init__(self, *, token: str = "test-token", clock: Clock | None = None) -> None:
+        self.token = token
+        self._clock: Clock = clock or SystemClock()
+        self._snowflakes = SnowflakeFactory()
+        self.bot_user = User(id=self._snowflake(), name="imagine-standin-bot", bot=True)
+        # Modern applications share their id with their bot user.
+        self.application_id = self.bot_user.id
+        self.app_owner = User(id=self._snowflake(), name="app-owner")
+        self.guilds: dict[int, Guild] = {}
+        self.users: dict[int, User] = {self.bot_user.id: self.bot_user}
+        self.channels: dict[int, Channel] = {}
+        self.messages: dict[int, Message] = {}
+        self.attachments: dict[int, StoredAttachment] = {}
+        self.interactions: list[InteractionRecord] = []
+        # Key None holds the global commands; a guild id holds that guild's commands.
+        self.commands_synced: dict[int | None, list[dict[str, Any]]] = {}
+        self.errors: list[ErrorResponse] = []
+        self.unknown_routes: list[str] = []
+        self.identify_count = 0
+        self.resume_count = 0
+        self._interactions_by_id: dict[int, InteractionRecord] = {}
+        self._interactions_by_token: dict[str, InteractionRecord] = {}
+        self._nonces: dict[tuple[int, str], tuple[float, Message]] = {}
+        self._command_ids: dict[tuple[int | None, str, int], int] = {}
+        self._sessions: dict[str, _GatewaySession] = {}
+        self._active_session: _GatewaySession | None = None
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 on a free port."""
+        self._runner = web.AppRunner(self._build_app(), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        """Close every gateway socket and stop the server (close the bot first)."""
+        for session in self._sessions.values():
+            if session.socket is not None:
+                await session.socket.close(code=1001)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (only after ``start``)."""
+        assert self._port is not None, "start() the stand-in first"
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self._port}/gateway"
+
+    @property
+    def bot_user_id(self) -> int:
+        return self.bot_user.id
+
+    @contextlib.contextmanager
+    def patch_discord_py(self) -> Iterator[None]:
+        """Point discord.py's REST base and default gateway at this stand-in; restore on exit."""
+        route_class = discord.http.Route
+        websocket_class = discord.gateway.DiscordWebSocket
+        previous_base, previous_gateway = route_class.BASE, websocket_class.DEFAULT_GATEWAY
+        route_class.BASE = self.api_base
+        websocket_class.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
+        try:
+            yield
+        finally:
+            route_class.BASE = previous_base
+            websocket_class.DEFAULT_GATEWAY = previous_gateway
+
+    # ------------------------------------------------------------------ world building
+
+    def add_user(
+        self, name: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS, roles: Sequence[int] = ()
+    ) -> User:
+        """A member of every guild; ``permissions`` is what interactions report for them."""
+        user = User(id=self._snowflake(), name=name, permissions=permissions, roles=tuple(roles))
+        self.users[user.id] = user
+        return user
+
+    def add_guild(
+        self,
+        name: str = "Test Guild",
+        *,
+        locale: str = "en-US",
+        channels: Sequence[str] = ("general",),
+        nsfw_channels: Sequence[str] = ("nsfw",),
+        premium_tier: int = 0,
+        filesize_limit: int | None = None,
+        owner: User | None = None,
+        features: Sequence[str] = (),
+        everyone_permissions: int = DEFAULT_MEMBER_PERMISSIONS,
+        bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
+    ) -> Guild:
+        """A guild with text channels; the owner defaults to a new administrator user."""
+        owner = owner or self.add_user(f"{name} owner", permissions=ADMINISTRATOR_PERMISSIONS)
+        guild = Guild(
+            id=self._snowflake(),
+            name=name,
+            owner_id=owner.id,
+            locale=locale,
+            premium_tier=premium_tier,
+            filesize_limit=filesize_limit or FILESIZE_LIMIT_BY_PREMIUM_TIER[premium_tier],
+            features=list(features),
+            everyone_permissions=everyone_permissions,
+            bot_role_id=self._snowflake(),
+            bot_permissions=bot_permissions,
+        )
+        named = [(channel, False) for channel in channels] + [(ch, True) for ch in nsfw_channels]
+        for position, (channel_name, nsfw) in enumerate(named):
+            channel = Channel(self._snowflake(), guild.id, channel_name, position, nsfw=nsfw)
+            guild.channels.append(channel)
+            self.channels[channel.id] = channel
+        self.guilds[guild.id] = guild
+        return guild
+
+    def make_attachment(
+        self,
+        filename: str,
+        content_type: str | None,
+        data: bytes,
+        *,
+        description: str | None = None,
+    ) -> StoredAttachment:
+        """A file a user attaches to a command option, served so ``Attachment.read()`` works."""
+        return self._store_attachment("input", filename, content_type, data, description)
+
+    # ------------------------------------------------------------------ driving the bot
+
+    async def send_command(
+        self,
+        guild: Guild,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: Mapping[str, OptionValue] | Sequence[Mapping[str, Any]] | None = None,
+        *,
+        subcommand: str | None = None,
+        locale: str = "en-US",
+        member_permissions: int | None = None,
+        app_permissions: int | None = None,
+        attachment_size_limit: int | None = None,
+    ) -> InteractionRecord:
+        """Dispatch a slash command (INTERACTION_CREATE type 2) and return its record at once.
+
+        ``name`` may hold the whole path ("grp sub"); ``subcommand`` is appended to it. Option
+        types come from the synced command schema when the command was synced, otherwise from
+        the Python values (bool 5, int 4, float 10, str 3, StoredAttachment 11, User 6,
+        Channel 7). A list of raw option dicts is passed through unchanged.
+        """
+        path = name.split() + (subcommand.split() if subcommand else [])
+        schema, command_guild_id = self._find_command(guild.id, path[0])
+        leaf_types = self._leaf_option_types(schema, path[1:])
+        resolved: dict[str, dict[str, Any]] = {}
+        if options is None:
+            built: list[dict[str, Any]] = []
+        elif isinstance(options, Mapping):
+            built = [
+                self._build_option(option_name, value, leaf_types.get(option_name), resolved, guild)
+                for option_name, value in options.items()
+            ]
+        else:
+            built = [dict(option) for option in options]
+        for depth in range(len(path) - 1, 0, -1):
+            kind = OPTION_SUB_COMMAND if depth == len(path) - 1 else OPTION_SUB_COMMAND_GROUP
+            built = [{"name": path[depth], "type": kind, "options": built}]
+        data: dict[str, Any] = {
+            "id": str(schema["id"]) if schema else str(self._snowflake()),
+            "name": path[0],
+            "type": 1,
+            "options": built,
+        }
+        if resolved:
+            data["resolved"] = resolved
+        if command_guild_id is not None:
+            data["guild_id"] = str(command_guild_id)
+        return await self._dispatch_interaction(
+            INTERACTION_APPLICATION_COMMAND,
+            data,
+            guild=guild,
+            channel=channel,
+            user=user,
+            locale=locale,
+            member_permissions=member_permissions,
+            app_permissions=app_permissions,
+            attachment_size_limit=attachment_size_limit,
+        )
+
+    async def click_button(
+        self,
+        message: Message,
+        custom_id: str,
+        user: User,
+        *,
+        locale: str = "en-US",
+        member_permissions: int | None = None,
+        app_permissions: int | None = None,
+    ) -> InteractionRecord:
+        """Dispatch a button click (INTERACTION_CREATE type 3) on a stored message."""
+        if custom_id not in set(message.custom_ids()):
+            raise ValueError(f"message {message.id} has no component {custom_id!r}")
+        guild = self.guilds[message.guild_id] if message.guild_id else None
+        assert guild is not None, "only guild messages are supported"
+        data = {"custom_id": custom_id, "component_type": COMPONENT_BUTTON}
+        return await self._dispatch_interaction(
+            INTERACTION_MESSAGE_COMPONENT,
+            data,
+            guild=guild,
+            channel=self.channels[message.channel_id],
+            user=user,
+            locale=locale,
+            member_permissions=member_permissions,
+            app_permissions=app_permissions,
+            attachment_size_limit=None,
+            source_message=message,
+        )
+
+    def expire_interaction(self, interaction: InteractionRecord | str) -> None:
+        """Void an interaction token now, as if its 15 minutes had passed."""
+        token = interaction if isinstance(interaction, str) else interaction.token
+        self._interactions_by_token[token].revoked = True
+
+    async def drop_gateway(self, code: int = 4000) -> None:
+        """Close the bot's gateway socket with ``code``; discord.py then RESUMEs."""
+        session = self._active_session
+        assert session is not None, "no gateway connection"
+        assert session.socket is not None, "the gateway connection is already down"
+        await session.socket.close(code=code)
+
+    # ------------------------------------------------------------------ inspecting
+
+    def messages_in(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
+        """Messages of a channel, oldest first (ephemeral ones included; check ``.ephemeral``)."""
+        return [
+            message
+            for message in self.messages.values()
+            if message.channel_id == channel_id and (include_deleted or not message.deleted)
+        ]
+
+    def command(self, name: str, *, guild_id: int | None = None) -> dict[str, Any] | None:
+        """The synced command payload called ``name`` (global when ``guild_id`` is None)."""
+        commands = self.commands_synced.get(guild_id, [])
+        return next((command for command in commands if command["name"] == name), None)
+
+    async def wait_for(
+        self, predicate: Callable[[], T | None], *, limit: float = DEFAULT_WAIT_SECONDS
+    ) -> T:
+        """Wait until ``predicate()`` is truthy and return its value.
+
+        Re-evaluated whenever the stand-in's state changes; ``limit`` (real seconds) is only a
+        safety net against a hung test.
+        """
+        try:
+            async with asyncio.timeout(limit), self._changed:
+                while not (result := predicate()):
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"stand-in condition not met within {limit} s") from None
+        return result
+
+    async def wait_until_acked(
+        self, interaction: InteractionRecord, *, limit: float = DEFAULT_WAIT_SECONDS
+    ) -> InteractionRecord:
+        await self.wait_for(lambda: interaction.acked_at is not None, limit=limit)
+        return interaction
+
+    async def wait_for_message(
+        self,
+        channel_id: int,
+        predicate: Callable[[Message], bool] | None = None,
+        *,
+        limit: float = DEFAULT_WAIT_SECONDS,
+    ) -> Message:
+        """The first live message in the channel that satisfies ``predicate`` (edits count)."""
+
+        def find() -> Message | None:
+            return next(
+                (m for m in self.messages_in(channel_id) if predicate is None or predicate(m)), None
+            )
+
+        return await self.wait_for(find, limit=limit)
+
+    async def wait_for_gateway(self, *, limit: float = DEFAULT_WAIT_SECONDS) -> None:
+        """Until a bot holds an identified (or resumed) gateway connection."""
+        await self._connected_session(limit)
+
+    # ------------------------------------------------------------------ internals: helpers
+
+    def _snowflake(self) -> int:
+        return self._snowflakes.next(self._clock.now())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _store_attachment(
+        self,
+        scope: str,
+        filename: str,
+        content_type: str | None,
+        data: bytes,
+        description: str | None = None,
+    ) -> StoredAttachment:
+        attachment_id = self._snowflake()
+        url = f"{self.url}/attachments/{scope}/{attachment_id}/{quote(filename)}"
+        attachment = StoredAttachment(attachment_id, filename, content_type, data, url, description)
+        self.attachments[attachment_id] = attachment
+        return attachment
+
+    def _find_command(self, guild_id: int, name: str) -> tuple[dict[str, Any] | None, int | None]:
+        if (command := self.command(name, guild_id=guild_id)) is not None:
+            return command, guild_id
+        return self.command(name), None
+
+    @staticmethod
+    def _leaf_option_types(schema: Mapping[str, Any] | None, path: Sequence[str]) -> dict[str, int]:
+        if schema is None:
+            return {}
+        options = schema.get("options") or []
+        for step in path:
+            options = next(
+                (option.get("options") or [] for option in options if option["name"] == step), []
+            )
+        return {option["name"]: option["type"] for option in options}
+
+    def _build_option(
+        self,
+        name: str,
+        value: OptionValue,
+        declared_type: int | None,
+        resolved: dict[str, dict[str, Any]],
+        guild: Guild,
+    ) -> dict[str, Any]:
+        option_type = declared_type or self._infer_option_type(value)
+        if option_type == OPTION_ATTACHMENT:
+            assert isinstance(value, StoredAttachment)
+            resolved.setdefault("attachments", {})[str(value.id)] = value.payload()
+            return {"name": name, "type": option_type, "value": str(value.id)}
+        if option_type == OPTION_USER:
+            assert isinstance(value, User)
+            resolved.setdefault("users", {})[str(value.id)] = value.payload()
+            member = value.member_payload(self._clock.now(), permissions=value.permissions)
+            del member["user"]
+            resolved.setdefault("members", {})[str(value.id)] = member
+            return {"name": name, "type": option_type, "value": str(value.id)}
+        if option_type == OPTION_CHANNEL:
+            assert isinstance(value, Channel)
+            channel_payload = value.payload() | {"permissions": str(guild.bot_permissions)}
+            resolved.setdefault("channels", {})[str(value.id)] = channel_payload
+            return {"name": name, "type": option_type, "value": str(value.id)}
+        if option_type == OPTION_NUMBER:
+            assert isinstance(value, int | float)
+            return {"name": name, "type": option_type, "value": float(value)}
+        return {"name": name, "type": option_type, "value": value}
+
+    @staticmethod
+    def _infer_option_type(value: OptionValue) -> int:
+        kinds: list[tuple[type, int]] = [
+            (bool, OPTION_BOOLEAN),  # before int: bool is an int subclass
+            (int, OPTION_INTEGER),
+            (float, OPTION_NUMBER),
+            (str, OPTION_STRING),
+            (StoredAttachment, OPTION_ATTACHMENT),
+            (User, OPTION_USER),
+            (Channel, OPTION_CHANNEL),
+        ]
+        return next(kind for python_type, kind in kinds if isinstance(value, python_type))
+
+    async def _dispatch_interaction(
+        self,
+        interaction_type: int,
+        data: dict[str, Any],
+        *,
+        guild: Guild,
+        channel: Channel,
+        user: User,
+        locale: str,
+        member_permissions: int | None,
+        app_permissions: int | None,
+        attachment_size_limit: int | None,
+        source_message: Message | None = None,
+    ) -> InteractionRecord:
+        interaction_id = self._snowflake()
+        token = f"interaction.{interaction_id}.{secrets.token_urlsafe(24)}"
+        size_limit = attachment_size_limit or guild.filesize_limit
+        bot_permissions = guild.bot_permissions if app_permissions is None else app_permissions
+        permissions = user.permissions if member_permissions is None else member_permissions
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.application_id),
+            "type": interaction_type,
+            "token": token,
+            "version": 1,
+            "data": data,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": guild.locale, "features": guild.features},
+            "channel_id": str(channel.id),
+            "channel": channel.payload() | {"permissions": str(bot_permissions)},
+            "member": user.member_payload(self._clock.now(), permissions=permissions),
+            "locale": locale,
+            "guild_locale": guild.locale,
+            "app_permissions": str(bot_permissions),
+            "attachment_size_limit": size_limit,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+        }
+        if source_message is not None:
+            payload["message"] = source_message.payload(self.users)
+        record = InteractionRecord(
+            id=interaction_id,
+            token=token,
+            type=interaction_type,
+            payload=payload,
+            guild_id=guild.id,
+            channel_id=channel.id,
+            user=user,
+            attachment_size_limit=size_limit,
+            created_at=self._clock.monotonic(),
+            source_message=source_message,
+        )
+        # Registered before sending: a fast bot may call back before dispatch returns.
+        self.interactions.append(record)
+        self._interactions_by_id[interaction_id] = record
+        self._interactions_by_token[token] = record
+        session = await self._connected_session(DEFAULT_WAIT_SECONDS)
+        record.dispatched_at = self._clock.monotonic()
+        await session.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    async def _connected_session(self, limit: float) -> _GatewaySession:
+        def connected() -> _GatewaySession | None:
+            session = self._active_session
+            return session if session is not None and session.connected else None
+
+        return await self.wait_for(connected, limit=limit)
+
+    async def _dispatch_if_connected(self, event: str, data: Mapping[str, Any]) -> None:
+        session = self._active_session
+        if session is not None and session.connected:
+            await session.dispatch(event, data)
+
+    # ------------------------------------------------------------------ internals: messages
+
+    def _store_uploads(
+        self,
+        channel_id: int,
+        entries: Sequence[Mapping[str, Any]] | None,
+        files: Mapping[int, _UploadedFile],
+        size_limit: int,
+        existing: Sequence[StoredAttachment] = (),
+    ) -> list[StoredAttachment]:
+        if any(len(upload.data) > size_limit for upload in files.values()):
+            raise DiscordError(413, 40005, "Request entity too large")
+        scope = str(channel_id)
+        if entries is None:
+            uploads = [files[index] for index in sorted(files)]
+            stored = [
+                self._store_attachment(scope, upload.filename, upload.content_type, upload.data)
+                for upload in uploads
+            ]
+            return [*existing, *stored]
+        existing_by_id = {attachment.id: attachment for attachment in existing}
+        kept: list[StoredAttachment] = []
+        for entry in entries:
+            entry_id = int(entry["id"])
+            if entry_id in existing_by_id:
+                kept.append(existing_by_id[entry_id])
+            elif entry_id in files:
+                upload = files[entry_id]
+                filename = entry.get("filename") or upload.filename
+                stored_upload = self._store_attachment(
+                    scope, filename, upload.content_type, upload.data, entry.get("description")
+                )
+                kept.append(stored_upload)
+            else:
+                raise _invalid_form_body(
+                    "attachments", "ATTACHMENT_NOT_FOUND", "Unknown attachment"
+                )
+        return kept
+
+    async def _create_message(
+        self,
+        *,
+        channel_id: int,
+        payload: Mapping[str, Any],
+        files: Mapping[int, _UploadedFile],
+        size_limit: int,
+        origin: MessageOrigin,
+        interaction: InteractionRecord | None = None,
+        extra_flags: int = 0,
+        message_type: int = MESSAGE_TYPE_DEFAULT,
+    ) -> Message:
+        is_placeholder = bool(extra_flags & MESSAGE_FLAG_LOADING)
+        _validate_message(payload, creating=not is_placeholder, has_files=bool(files))
+        attachments = self._store_uploads(channel_id, payload.get("attachments"), files, size_limit)
+        channel = self.channels[channel_id]
+        nonce = payload.get("nonce")
+        message = Message(
+            id=self._snowflake(),
+            channel_id=channel_id,
+            guild_id=channel.guild_id,
+            author=self.bot_user.payload(),
+            content=payload.get("content") or "",
+            embeds=list(payload.get("embeds") or []),
+            components=list(payload.get("components") or []),
+            attachments=attachments,
+            allowed_mentions=payload.get("allowed_mentions"),
+            flags=int(payload.get("flags") or 0) | extra_flags,
+            created_at=self._clock.now(),
+            origin=origin,
+            interaction_id=interaction.id if interaction else None,
+            webhook_id=self.application_id if interaction else None,
+            nonce=str(nonce) if nonce is not None else None,
+            message_type=message_type,
+        )
+        if interaction is not None:
+            message.interaction_metadata = {
+                "id": str(interaction.id),
+                "type": interaction.type,
+                "user": interaction.user.payload(),
+                "authorizing_integration_owners": {"0": str(interaction.guild_id)},
+            }
+        self.messages[message.id] = message
+        if not message.ephemeral:
+            await self._dispatch_if_connected("MESSAGE_CREATE", message.payload(self.users))
+        return message
+
+    async def _edit_message(
+        self,
+        message: Message,
+        payload: Mapping[str, Any],
+        files: Mapping[int, _UploadedFile],
+        size_limit: int,
+    ) -> None:
+        _validate_message(payload, creating=False, has_files=bool(files))
+        if "attachments" in payload or files:
+            entries = payload.get("attachments")
+            message.attachments = self._store_uploads(
+                message.channel_id, entries, files, size_limit, message.attachments
+            )
+        if "content" in payload:
+            message.content = payload["content"] or ""
+        if "embeds" in payload:
+            message.embeds = list(payload["embeds"] or [])
+        if "components" in payload:
+            message.components = list(payload["components"] or [])
+        if "allowed_mentions" in payload:
+            message.allowed_mentions = payload["allowed_mentions"]
+        if not message.loading:
+            message.edited_at = self._clock.now()
+        message.flags &= ~MESSAGE_FLAG_LOADING
+        message.edits.append(dict(payload))
+        if not message.ephemeral:
+            await self._dispatch_if_connected("MESSAGE_UPDATE", message.payload(self.users))
+
+    async def _delete_message(self, message: Message) -> None:
+        message.deleted = True
+        if not message.ephemeral:
+            event = {"id": str(message.id), "channel_id": str(message.channel_id)}
+            if message.guild_id is not None:
+                event["guild_id"] = str(message.guild_id)
+            await self._dispatch_if_connected("MESSAGE_DELETE", event)
+
+    # ------------------------------------------------------------------ internals: HTTP
+
+    def _build_app(self) -> web.Application:
+        @web.middleware
+        async def discord_errors(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            except DiscordError as error:
+                refused = ErrorResponse(
+                    request.method, request.path, error.status, error.code, error.message
+                )
+                self.errors.append(refused)
+                await self._notify()
+                return _json_response(error.body(), status=error.status)
+
+        app = web.Application(middlewares=[discord_errors], client_max_size=1 << 30)
+        api = "/api/v10"
+        webhook = api + "/webhooks/{app}/{token}"
+        message = api + "/channels/{channel_id}/messages/{message_id}"
+        routes = [
+            ("GET", "/gateway", self._gateway),
+            ("GET", "/attachments/{scope}/{attachment_id}/{filename}", self._download_attachment),
+            ("GET", api + "/users/@me", self._get_me),
+            ("GET", api + "/oauth2/applications/@me", self._get_application),
+            ("GET", api + "/applications/@me", self._get_application),
+            ("GET", api + "/gateway", self._get_gateway),
+            ("GET", api + "/gateway/bot", self._get_gateway),
+            ("PUT", api + "/applications/{app}/commands", self._put_commands),
+            ("GET", api + "/applications/{app}/commands", self._get_commands),
+            ("PUT", api + "/applications/{app}/guilds/{guild_id}/commands", self._put_commands),
+            ("GET", api + "/applications/{app}/guilds/{guild_id}/commands", self._get_commands),
+            ("POST", api + "/interactions/{interaction_id}/{token}/callback", self._callback),
+            ("POST", webhook, self._post_followup),
+            ("GET", webhook + "/messages/{message_id}", self._get_webhook_message),
+            ("PATCH", webhook + "/messages/{message_id}", self._patch_webhook_message),
+            ("DELETE", webhook + "/messages/{message_id}", self._delete_webhook_message),
+            ("GET", api + "/channels/{channel_id}", self._get_channel),
+            ("GET", api + "/channels/{channel_id}/messages", self._list_channel_messages),
+            ("POST", api + "/channels/{channel_id}/messages", self._post_channel_message),
+            ("GET", message, self._get_channel_message),
+            ("PATCH", message, self._patch_channel_message),
+            ("DELETE", message, self._delete_channel_message),
+            ("*", "/{tail:.*}", self._unknown_route),
+        ]
+        for method, path, handler in routes:
+            app.router.add_route(method, path, handler)
+        return app
+
+    def _require_bot_token(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"Bot {self.token}":
+            raise DiscordError(401, 0, "401: Unauthorized")
+
+    async def _unknown_route(self, request: web.Request) -> web.Response:
+        self.unknown_routes.append(f"{request.method} {request.path}")
+        raise DiscordError(404, 0, "404: Not Found")
+
+    async def _download_attachment(self, request: web.Request) -> web.Response:
+        attachment = self.attachments.get(int(request.match_info["attachment_id"]))
+        if attachment is None:
+            raise web.HTTPNotFound
+        return web.Response(
+            body=attachment.data, content_type=attachment.content_type or "application/octet-stream"
+        )
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        self._require_bot_token(request)
+        return _json_response(
+            self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0}
+        )
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        self._require_bot_token(request)
+        return _json_response(
+            {
+                "id": str(self.application_id),
+                "name": self.bot_user.name,
+                "description": "",
+                "icon": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": self.app_owner.payload(),
+                "team": None,
+                "verify_key": "0" * 64,
+                "flags": 0,
+                "bot": self.bot_user.payload(),
+                "interactions_endpoint_url": None,
+                "redirect_uris": [],
+            }
+        )
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+        return _json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    def _command_scope(self, request: web.Request) -> int | None:
+        self._require_bot_token(request)
+        if int(request.match_info["app"]) != self.application_id:
+            raise DiscordError(403, 50001, "Missing Access")
+        guild_id = request.match_info.get("guild_id")
+        if guild_id is None:
+            return None
+        if int(guild_id) not in self.guilds:
+            raise DiscordError(403, 50001, "Missing Access")
+        return int(guild_id)
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        scope = self._command_scope(request)
+        submitted: list[dict[str, Any]] = await request.json()
+        stored = []
+        for command in submitted:
+            command_type = command.get("type", 1)
+            # Discord keeps a command's id across syncs as long as name and type stay the same.
+            key = (scope, command["name"], command_type)
+            command_id = self._command_ids.setdefault(key, self._snowflake())
+            permissions = command.get("default_member_permissions")
+            stored.append(
+                command
+                | {
+                    "id": str(command_id),
+                    "application_id": str(self.application_id),
+                    "type": command_type,
+                    "version": str(self._snowflake()),
+                    "default_member_permissions": None if permissions is None else str(permissions),
+                    "nsfw": command.get("nsfw", False),
+                    "description": command.get("description", ""),
+                }
+                | ({"guild_id": str(scope)} if scope is not None else {})
+            )
+        self.commands_synced[scope] = stored
+        await self._notify()
+        return _json_response(stored)
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        return _json_response(self.commands_synced.get(self._command_scope(request), []))
+
+    # --- interactions
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        received_at = self._clock.monotonic()
+        body, files = await _read_body(request)
+        record = self._interactions_by_id.get(int(request.match_info["interaction_id"]))
+        if record is None or record.token != request.match_info["token"] or record.revoked:
+            raise DiscordError(404, 10062, "Unknown interaction")
+        if record.acked_at is not None:
+            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        if received_at - record.created_at > INITIAL_RESPONSE_DEADLINE_SECONDS:
+            raise DiscordError(404, 10062, "Unknown interaction")
+        response_type = int(body["type"])
+        data = body.get("data") or {}
+        command_message_type = (
+            MESSAGE_TYPE_CHAT_INPUT_COMMAND
+            if record.type == INTERACTION_APPLICATION_COMMAND
+            else MESSAGE_TYPE_DEFAULT
+        )
+        if response_type in {CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE}:
+            deferred = response_type == CALLBACK_DEFERRED_CHANNEL_MESSAGE
+            placeholder = {"flags": int(data.get("flags") or 0) & MESSAGE_FLAG_EPHEMERAL}
+            record.original = await self._create_message(
+                channel_id=record.channel_id,
+                payload=placeholder if deferred else data,
+                files=files,
+                size_limit=record.attachment_size_limit,
+                origin="interaction_response",
+                interaction=record,
+                extra_flags=MESSAGE_FLAG_LOADING if deferred else 0,
+                message_type=command_message_type,
+            )
+        elif response_type in {CALLBACK_DEFERRED_UPDATE_MESSAGE, CALLBACK_UPDATE_MESSAGE}:
+            if record.source_message is None:
+                raise _invalid_form_body("type", "INTERACTION_TYPE_INVALID", "Invalid type")
+            record.original = record.source_message
+            if response_type == CALLBACK_UPDATE_MESSAGE:
+                await self._edit_message(record.original, data, files, record.attachment_size_limit)
+        elif response_type == CALLBACK_MODAL:
+            record.modal = data
+        record.acked_at = received_at
+        record.response_type = response_type
+        record.callback = body
+        await self._notify()
+        return _json_response(self._callback_answer(record))
+
+    def _callback_answer(self, record: InteractionRecord) -> dict[str, Any]:
+        original = record.original
+        interaction: dict[str, Any] = {"id": str(record.id), "type": record.type}
+        resource: dict[str, Any] = {"type": record.response_type}
+        if original is not None and record.response_type != CALLBACK_DEFERRED_UPDATE_MESSAGE:
+            interaction |= {
+                "response_message_id": str(original.id),
+                "response_message_loading": original.loading,
+                "response_message_ephemeral": original.ephemeral,
+            }
+            resource["message"] = original.payload(self.users)
+        return {"interaction": interaction, "resource": resource}
+
+    def _interaction_for_webhook(self, request: web.Request) -> InteractionRecord:
+        record = self._interactions_by_token.get(request.match_info["token"])
+        valid = (
+            record is not None
+            and int(request.match_info["app"]) == self.application_id
+            and not record.revoked
+            and self._clock.monotonic() - record.created_at < INTERACTION_TOKEN_LIFETIME_SECONDS
+        )
+        if not valid:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        assert record is not None
+        if record.acked_at is None:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        return record
+
+    @staticmethod
+    def _webhook_message(record: InteractionRecord, message_id: str) -> Message:
+        if message_id == "@original":
+            found = record.original
+        else:
+            found = next((m for m in record.messages() if m.id == int(message_id)), None)
+        if found is None or found.deleted:
+            raise DiscordError(404, 10008, "Unknown Message")
+        return found
+
+    async def _post_followup(self, request: web.Request) -> web.Response:
+        body, files = await _read_body(request)
+        record = self._interaction_for_webhook(request)
+        message = await self._create_message(
+            channel_id=record.channel_id,
+            payload=body,
+            files=files,
+            size_limit=record.attachment_size_limit,
+            origin="followup",
+            interaction=record,
+        )
+        record.followups.append(message)
+        await self._notify()
+        if not _query_flag(request, "wait"):
+            return web.Response(status=204)
+        return _json_response(message.payload(self.users))
+
+    async def _get_webhook_message(self, request: web.Request) -> web.Response:
+        record = self._interaction_for_webhook(request)
+        message = self._webhook_message(record, request.match_info["message_id"])
+        return _json_response(message.payload(self.users))
+
+    async def _patch_webhook_message(self, request: web.Request) -> web.Response:
+        body, files = await _read_body(request)
+        record = self._interaction_for_webhook(request)
+        message = self._webhook_message(record, request.match_info["message_id"])
+        await self._edit_message(message, body, files, record.attachment_size_limit)
+        await self._notify()
+        return _json_response(message.payload(self.users))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.Response:
+        record = self._interaction_for_webhook(request)
+        await self._delete_message(self._webhook_message(record, request.match_info["message_id"]))
+        await self._notify()
+        return web.Response(status=204)
+
+    # --- channels
+
+    def _channel(self, request: web.Request) -> Channel:
+        self._require_bot_token(request)
+        channel = self.channels.get(int(request.match_info["channel_id"]))
+        if channel is None:
+            raise DiscordError(404, 10003, "Unknown Channel")
+        return channel
+
+    def _channel_message(self, request: web.Request) -> Message:
+        channel = self._channel(request)
+        message = self.messages.get(int(request.match_info["message_id"]))
+        if message is None or message.deleted or message.channel_id != channel.id:
+            raise DiscordError(404, 10008, "Unknown Message")
+        return message
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        return _json_response(self._channel(request).payload())
+
+    async def _list_channel_messages(self, request: web.Request) -> web.Response:
+        channel = self._channel(request)
+        limit = int(request.query.get("limit", "50"))
+        before = int(request.query.get("before", "0")) or None
+        after = int(request.query.get("after", "0"))
+        visible = [
+            m
+            for m in self.messages_in(channel.id)
+            if not m.ephemeral and m.id > after and (before is None or m.id < before)
+        ]
+        newest_first = sorted(visible, key=lambda m: m.id, reverse=True)[:limit]
+        return _json_response([m.payload(self.users) for m in newest_first])
+
+    async def _post_channel_message(self, request: web.Request) -> web.Response:
+        body, files = await _read_body(request)
+        channel = self._channel(request)
+        nonce = body.get("nonce")
+        nonce_key = (self.bot_user.id, str(nonce))
+        now = self._clock.monotonic()
+        if nonce is not None and body.get("enforce_nonce"):
+            previous = self._nonces.get(nonce_key)
+            if previous is not None and now - previous[0] < NONCE_WINDOW_SECONDS:
+                return _json_response(previous[1].payload(self.users))
+        message = await self._create_message(
+            channel_id=channel.id,
+            payload=body,
+            files=files,
+            size_limit=self.guilds[channel.guild_id].filesize_limit,
+            origin="channel",
+        )
+        if nonce is not None:
+            self._nonces[nonce_key] = (now, message)
+        await self._notify()
+        return _json_response(message.payload(self.users))
+
+    async def _get_channel_message(self, request: web.Request) -> web.Response:
+        return _json_response(self._channel_message(request).payload(self.users))
+
+    async def _patch_channel_message(self, request: web.Request) -> web.Response:
+        body, files = await _read_body(request)
+        message = self._channel_message(request)
+        if int(message.author["id"]) != self.bot_user.id:
+            raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
+        size_limit = self.guilds[self.channels[message.channel_id].guild_id].filesize_limit
+        await self._edit_message(message, body, files, size_limit)
+        await self._notify()
+        return _json_response(message.payload(self.users))
+
+    async def _delete_channel_message(self, request: web.Request) -> web.Response:
+        await self._delete_message(self._channel_message(request))
+        await self._notify()
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------------ internals: gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        # The client asks for zlib-stream compression but reads plain text frames too.
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
+        session: _GatewaySession | None = None
+        try:
+            async for frame in socket:
+                if frame.type is not aiohttp.WSMsgType.TEXT:
+                    continue
+                packet = json.loads(frame.data)
+                opcode, data = packet.get("op"), packet.get("d")
+                if opcode == 1:
+                    await socket.send_json({"op": 11})
+                elif opcode == 2:
+                    session = await self._identify(socket, data)
+                elif opcode == 6:
+                    session = await self._resume(socket, data)
+        finally:
+            if session is not None and session.socket is socket:
+                session.socket = None
+            await self._notify()
+        return socket
+
+    async def _identify(
+        self, socket: web.WebSocketResponse, data: Mapping[str, Any]
+    ) -> _GatewaySession | None:
+        if data.get("token") != self.token:
+            await socket.close(code=4004, message=b"Authentication failed.")
+            return None
+        session = _GatewaySession(id=secrets.token_hex(16), socket=socket)
+        self._sessions[session.id] = session
+        self.identify_count += 1
+        await session.dispatch("READY", self._ready_payload(session))
+        for guild in self.guilds.values():
+            await session.dispatch("GUILD_CREATE", self._guild_payload(guild))
+        self._active_session = session
+        await self._notify()
+        return session
+
+    async def _resume(
+        self, socket: web.WebSocketResponse, data: Mapping[str, Any]
+    ) -> _GatewaySession | None:
+        session = self._sessions.get(data.get("session_id", ""))
+        if session is None or data.get("token") != self.token:
+            await socket.send_json({"op": 9, "d": False})
+            return None
+        last_seen = data.get("seq") or 0
+        async with session.send_lock:
+            session.socket = socket
+            for sequence, frame in session.sent:
+                if sequence > last_seen:
+                    await socket.send_str(frame)
+        await session.dispatch("RESUMED", {})
+        self.resume_count += 1
+        self._active_session = session
+        await self._notify()
+        return session
+
+    def _ready_payload(self, session: _GatewaySession) -> dict[str, Any]:
+        return {
+            "v": 10,
+            "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0},
+            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "session_id": session.id,
+            "session_type": "normal",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "auth": {},
+            "user_settings": {},
+        }
+
+    def _guild_payload(self, guild: Guild) -> dict[str, Any]:
+        joined_at = self._clock.now()
+        bot_member = self.bot_user.member_payload(joined_at)
+        bot_member["roles"] = [str(guild.bot_role_id)]
+        members = [bot_member] + [
+            user.member_payload(joined_at) for user in self.users.values() if not user.bot
+        ]
+        return {
+            "id": str(guild.id),
+            "name": guild.name,
+            "owner_id": str(guild.owner_id),
+            "preferred_locale": guild.locale,
+            "features": guild.features,
+            "premium_tier": guild.premium_tier,
+            "premium_subscription_count": 0,
+            "member_count": len(members),
+            "large": False,
+            "unavailable": False,
+            "joined_at": joined_at.isoformat(),
+            "roles": guild.roles_payload(),
+            "channels": [channel.payload() for channel in guild.channels],
+            "members": members,
+            "threads": [],
+            "emojis": [],
+            "stickers": [],
+            "voice_states": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+            "icon": None,
+            "afk_timeout": 300,
+            "verification_level": 0,
+            "default_message_notifications": 1,
+            "explicit_content_filter": 0,
+            "mfa_level": 0,
+            "nsfw_level": 0,
+            "system_channel_id": None,
+        }

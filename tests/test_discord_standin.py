@@ -1,0 +1,337 @@
+"""The real discord.py client, driven end to end through the loopback Discord stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+
+from tests.support.clock import FakeClock
+from tests.support.discord_standin import DiscordStandIn, Guild, InteractionRecord, User
+
+WAIT_LIMIT_SECONDS = 10.0
+
+
+@dataclass
+class Observed:
+    """What the bot under test saw, shared across its restarts."""
+
+    errors: asyncio.Queue[discord.HTTPException] = field(default_factory=asyncio.Queue)
+    release_slow: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"vote:(?P<job_id>[0-9]+)",
+):
+    """A persistent button: its state lives in the custom_id, so it survives restarts."""
+
+    def __init__(self, job_id: int) -> None:
+        button = discord.ui.Button[discord.ui.View](
+            label="Vote", style=discord.ButtonStyle.primary, custom_id=f"vote:{job_id}"
+        )
+        super().__init__(button)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction,
+        item: discord.ui.Item[discord.ui.View],
+        match: re.Match[str],
+    ) -> VoteButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"vote {self.job_id} counted", ephemeral=True)
+
+
+@app_commands.command(name="ping", description="Defers, then edits the original response.")
+async def ping(interaction: discord.Interaction[StandInBot]) -> None:
+    await interaction.response.defer()
+    await interaction.edit_original_response(content="pong")
+
+
+@app_commands.command(name="upload", description="Echoes an attachment back as a file.")
+async def upload(
+    interaction: discord.Interaction[StandInBot], image: discord.Attachment, text: str
+) -> None:
+    await interaction.response.defer()
+    data = await image.read()
+    only_the_invoker = discord.AllowedMentions(
+        everyone=False, roles=False, users=[interaction.user]
+    )
+    try:
+        await interaction.followup.send(
+            f"{interaction.user.mention} asked for: {text}",
+            file=discord.File(io.BytesIO(data), filename=f"echo-{image.filename}"),
+            allowed_mentions=only_the_invoker,
+        )
+    except discord.HTTPException as error:
+        await interaction.client.observed.errors.put(error)
+        await interaction.edit_original_response(content=f"upload failed: {error.code}")
+
+
+@app_commands.command(name="slow", description="Defers and answers when the test says so.")
+async def slow(interaction: discord.Interaction[StandInBot]) -> None:
+    await interaction.response.defer()
+    await interaction.client.observed.release_slow.wait()
+    try:
+        await interaction.followup.send("finally done")
+    except discord.HTTPException as error:
+        await interaction.client.observed.errors.put(error)
+
+
+group = app_commands.Group(name="grp", description="A guild-only command group.")
+
+
+@group.command(name="sub", description="Doubles a number.")
+async def sub(interaction: discord.Interaction[StandInBot], value: int) -> None:
+    await interaction.response.send_message(f"doubled: {value * 2}")
+
+
+class StandInBot(commands.Bot):
+    def __init__(self, observed: Observed, guild_id: int) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            guild_ready_timeout=0.01,
+        )
+        self.observed = observed
+        self.home_guild = discord.Object(guild_id)
+        for command in (ping, upload, slow):
+            self.tree.add_command(command)
+        self.tree.add_command(group, guild=self.home_guild)
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(VoteButton)
+        await self.tree.sync()
+        await self.tree.sync(guild=self.home_guild)
+
+
+@dataclass
+class Harness:
+    standin: DiscordStandIn
+    clock: FakeClock
+    guild: Guild
+    alice: User
+    observed: Observed = field(default_factory=Observed)
+    running: list[tuple[StandInBot, asyncio.Task[None]]] = field(default_factory=list)
+
+    async def start_bot(self) -> StandInBot:
+        bot = StandInBot(self.observed, self.guild.id)
+        await bot.login(self.standin.token)
+        self.running.append((bot, asyncio.create_task(bot.connect())))
+        async with asyncio.timeout(WAIT_LIMIT_SECONDS):
+            await bot.wait_until_ready()
+        return bot
+
+    async def stop_bots(self) -> None:
+        while self.running:
+            bot, task = self.running.pop()
+            await bot.close()
+            await task
+
+    async def command(self, name: str, options: dict | None = None, **kwargs) -> InteractionRecord:
+        channel = self.guild.text_channel
+        record = await self.standin.send_command(
+            self.guild, channel, self.alice, name, options, **kwargs
+        )
+        return await self.standin.wait_until_acked(record)
+
+    async def next_bot_error(self) -> discord.HTTPException:
+        async with asyncio.timeout(WAIT_LIMIT_SECONDS):
+            return await self.observed.errors.get()
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    # The fake clock starts at the real time so discord.py's own expiry maths agrees with ours.
+    clock = FakeClock(start=datetime.now(UTC))
+    standin = DiscordStandIn(clock=clock)
+    guild = standin.add_guild("Stand-in Guild")
+    alice = standin.add_user("alice")
+    await standin.start()
+    harness = Harness(standin, clock, guild, alice)
+    with standin.patch_discord_py():
+        try:
+            yield harness
+        finally:
+            await harness.stop_bots()
+            await standin.close()
+    assert standin.unknown_routes == [], "the bot called REST routes the stand-in lacks"
+
+
+@pytest.fixture
+async def bot(harness: Harness) -> StandInBot:
+    return await harness.start_bot()
+
+
+async def test_login_ready_and_command_sync(harness: Harness, bot: StandInBot) -> None:
+    standin = harness.standin
+
+    assert bot.user is not None
+    assert bot.user.id == standin.bot_user_id
+    assert bot.application_id == standin.application_id
+    guild = bot.get_guild(harness.guild.id)
+    assert guild is not None
+    assert guild.get_channel(harness.guild.nsfw_channel.id).is_nsfw()  # type: ignore[union-attr]
+    assert {c["name"] for c in standin.commands_synced[None]} == {"ping", "upload", "slow"}
+    grp = standin.command("grp", guild_id=harness.guild.id)
+    assert grp is not None
+    [sub_command] = grp["options"]
+    assert (sub_command["name"], sub_command["type"]) == ("sub", 1)
+    assert [(o["name"], o["type"]) for o in sub_command["options"]] == [("value", 4)]
+    upload_options = standin.command("upload")["options"]  # type: ignore[index]
+    assert [(o["name"], o["type"]) for o in upload_options] == [("image", 11), ("text", 3)]
+
+
+async def test_wrong_token_is_a_login_failure(harness: Harness) -> None:
+    bot = StandInBot(harness.observed, harness.guild.id)
+    try:
+        with pytest.raises(discord.LoginFailure):
+            await bot.login("not-the-token")
+    finally:
+        await bot.close()
+
+
+async def test_ping_defers_then_edits_the_original(harness: Harness, bot: StandInBot) -> None:
+    record = await harness.command("ping")
+
+    assert record.response_type == 5
+    assert record.ack_latency is not None
+    original = await harness.standin.wait_for(
+        lambda: record.original if record.original and not record.original.loading else None
+    )
+    assert original.content == "pong"
+    assert [edit["content"] for edit in original.edits] == ["pong"]
+    assert record.followups == []
+
+
+async def test_second_callback_is_already_acknowledged(harness: Harness, bot: StandInBot) -> None:
+    record = await harness.command("ping")
+
+    url = f"{harness.standin.api_base}/interactions/{record.id}/{record.token}/callback"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json={"type": 4, "data": {"content": "again"}}) as response,
+    ):
+        body = await response.json()
+
+    assert response.status == 400
+    assert body["code"] == 40060
+
+
+async def test_upload_round_trip_pings_only_the_invoker(harness: Harness, bot: StandInBot) -> None:
+    picture = harness.standin.make_attachment("cat.png", "image/png", b"\x89PNG fake bytes")
+
+    record = await harness.command("upload", {"image": picture, "text": "@everyone look"})
+    followup = await harness.standin.wait_for(lambda: record.followups and record.followups[0])
+
+    [echoed] = followup.attachments
+    assert (echoed.filename, echoed.data) == ("echo-cat.png", b"\x89PNG fake bytes")
+    assert "@everyone" in followup.content
+    pinged = followup.mentions_pinged
+    assert not pinged.everyone
+    assert pinged.users == {harness.alice.id}
+    assert not pinged.roles
+
+
+async def test_subcommand_with_integer_option(harness: Harness, bot: StandInBot) -> None:
+    record = await harness.command("grp", {"value": 21}, subcommand="sub")
+
+    assert record.response_type == 4
+    assert record.original is not None
+    assert record.original.content == "doubled: 42"
+    assert record.payload["data"]["guild_id"] == str(harness.guild.id)
+
+
+async def test_upload_over_the_size_limit_is_refused(harness: Harness, bot: StandInBot) -> None:
+    big = harness.standin.make_attachment("big.bin", "application/octet-stream", bytes(2048))
+
+    record = await harness.command(
+        "upload", {"image": big, "text": "too big"}, attachment_size_limit=1024
+    )
+    error = await harness.next_bot_error()
+
+    assert (error.status, error.code) == (413, 40005)
+    assert record.followups == []
+    refused = harness.standin.errors[-1]
+    assert (refused.status, refused.code) == (413, 40005)
+
+
+async def test_expired_token_fails_the_followup(harness: Harness, bot: StandInBot) -> None:
+    record = await harness.command("slow")
+
+    harness.standin.expire_interaction(record)
+    harness.observed.release_slow.set()
+    error = await harness.next_bot_error()
+
+    assert type(error) is discord.HTTPException
+    assert (error.status, error.code) == (401, 50027)
+
+
+async def test_token_lives_fifteen_minutes_on_the_standin_clock(
+    harness: Harness, bot: StandInBot
+) -> None:
+    record = await harness.command("slow")
+
+    await harness.clock.advance(15 * 60)
+    harness.observed.release_slow.set()
+    error = await harness.next_bot_error()
+
+    assert (error.status, error.code) == (401, 50027)
+    assert record.followups == []
+
+
+async def test_nonce_with_enforce_nonce_posts_once(harness: Harness, bot: StandInBot) -> None:
+    channel = bot.get_channel(harness.guild.text_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+
+    first = await channel.send("hello", nonce="job-7")
+    again = await channel.send("hello", nonce="job-7")
+    await harness.clock.advance(10 * 60)
+    later = await channel.send("hello", nonce="job-7")
+
+    assert first.id == again.id
+    assert later.id != first.id
+    assert len(harness.standin.messages_in(channel.id)) == 2
+
+
+async def test_persistent_button_answers_after_a_restart(harness: Harness, bot: StandInBot) -> None:
+    channel = bot.get_channel(harness.guild.text_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send(
+        "vote here", view=discord.ui.View(timeout=None).add_item(VoteButton(7))
+    )
+    await harness.stop_bots()
+    await harness.start_bot()
+
+    message = harness.standin.messages[sent.id]
+    record = await harness.standin.click_button(message, "vote:7", harness.alice)
+    await harness.standin.wait_until_acked(record)
+
+    assert record.response_type == 4
+    assert record.original is not None
+    assert record.original.content == "vote 7 counted"
+    assert record.original.ephemeral
+    assert harness.standin.identify_count == 2
+
+
+async def test_gateway_drop_resumes_the_session(harness: Harness, bot: StandInBot) -> None:
+    await harness.standin.drop_gateway()
+    await harness.standin.wait_for(lambda: harness.standin.resume_count == 1)
+
+    record = await harness.command("ping")
+
+    assert record.response_type == 5
+    assert harness.standin.identify_count == 1
