@@ -7,7 +7,9 @@ LIMITS = {"max_prompt_length": 100, "max_image_bytes": 1000}
 
 
 def image(name="cat.png", content_type="image/png", size=10):
-    return ImageInput(filename=name, content_type=content_type, size=size, url=f"https://cdn/{name}")
+    return ImageInput(
+        filename=name, content_type=content_type, size=size, url=f"https://cdn/{name}"
+    )
 
 
 def check(prompt="a cat", *, mode="normal", ratio="16:9", images=(), nsfw=False):
@@ -59,8 +61,12 @@ def test_wrong_image_types(name, content_type):
 
 @pytest.mark.parametrize(
     ("name", "content_type"),
-    [("a.PNG", "image/png"), ("a.jpg", "image/jpeg"), ("a.jpeg", "image/jpeg; charset=x"),
-     ("a.webp", "image/webp")],
+    [
+        ("a.PNG", "image/png"),
+        ("a.jpg", "image/jpeg"),
+        ("a.jpeg", "image/jpeg; charset=x"),
+        ("a.webp", "image/webp"),
+    ],
 )
 def test_accepted_image_types(name, content_type):
     assert check(images=[image(name, content_type)]).images
