@@ -1,0 +1,262 @@
+"""The job store and its state machine.
+
+Every state change is one conditional UPDATE on the previous state, so when two workers (or a
+worker and a restart) race for the same step exactly one of them wins and the other learns it
+from the return value.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from bot.clock import Clock
+from bot.models import Job
+
+
+class JobState(StrEnum):
+    CREATED = "created"  # credits reserved; the POST was certainly not sent yet
+    SUBMITTING = "submitting"  # the POST may have been sent; after a crash its outcome is unknown
+    RUNNING = "running"  # the API accepted it: there is a task_id to poll
+    DELIVERING = "delivering"  # the video is ready and being posted to Discord
+    DELIVERED = "delivered"
+    REJECTED = "rejected"  # the API refused the request
+    FAILED = "failed"
+    EXPIRED = "expired"  # the API never finished in time
+
+
+TERMINAL_STATES: frozenset[JobState] = frozenset(
+    {JobState.DELIVERED, JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
+)
+REFUNDING_STATES: frozenset[JobState] = frozenset(
+    {JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
+)
+ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
+# SUBMITTING is not polled: a job stuck there needs a decision about its unknown outcome.
+DUE_STATES: tuple[JobState, ...] = (JobState.CREATED, JobState.RUNNING, JobState.DELIVERING)
+
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.CREATED: frozenset({JobState.SUBMITTING, JobState.FAILED}),
+    JobState.SUBMITTING: frozenset({JobState.RUNNING, JobState.REJECTED, JobState.FAILED}),
+    JobState.RUNNING: frozenset({JobState.DELIVERING, JobState.FAILED, JobState.EXPIRED}),
+    JobState.DELIVERING: frozenset({JobState.DELIVERED, JobState.FAILED}),
+}
+
+# Columns that only the store itself writes.
+_PROTECTED_FIELDS = frozenset({"id", "state", "idempotency_key", "created_at", "updated_at"})
+
+
+class IllegalTransition(Exception):
+    """The state machine has no such edge; a programming error, not a race."""
+
+    def __init__(self, from_state: JobState, to_state: JobState) -> None:
+        super().__init__(f"no transition from {from_state} to {to_state}")
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a member asked for, and where to answer."""
+
+    guild_id: int
+    channel_id: int
+    member_id: int
+    locale: str
+    prompt: str
+    mode: str
+    ratio: str
+    image_urls: tuple[str, ...]
+    interaction_id: int | None
+    interaction_token: str | None
+    interaction_expires_at: datetime | None
+    upload_limit_bytes: int
+    cost: int
+    reroll_of: str | None = None
+
+
+class JobStore:
+    """Job rows; each method works in the session of the caller's open transaction."""
+
+    def __init__(self, *, clock: Clock) -> None:
+        self._clock = clock
+
+    async def create(self, session: AsyncSession, new: NewJob, *, next_poll_at: datetime) -> Job:
+        now = self._clock.now()
+        job = Job(
+            id=uuid.uuid4().hex,
+            idempotency_key=uuid.uuid4().hex,
+            state=JobState.CREATED,
+            guild_id=new.guild_id,
+            channel_id=new.channel_id,
+            member_id=new.member_id,
+            locale=new.locale,
+            prompt=new.prompt,
+            mode=new.mode,
+            ratio=new.ratio,
+            image_urls=list(new.image_urls),
+            interaction_id=new.interaction_id,
+            interaction_token=new.interaction_token,
+            interaction_expires_at=new.interaction_expires_at,
+            upload_limit_bytes=new.upload_limit_bytes,
+            cost=new.cost,
+            reroll_of=new.reroll_of,
+            created_at=now,
+            updated_at=now,
+            next_poll_at=next_poll_at,
+        )
+        session.add(job)
+        await session.flush()
+        return job
+
+    async def get(self, session: AsyncSession, job_id: str) -> Job | None:
+        return await session.get(Job, job_id, populate_existing=True)
+
+    async def transition(
+        self,
+        session: AsyncSession,
+        job_id: str,
+        from_state: JobState,
+        to_state: JobState,
+        **fields: Any,
+    ) -> bool:
+        """Move the job from ``from_state`` to ``to_state`` and write ``fields`` with it.
+
+        False when the job was not in ``from_state``: someone else took this step.
+        """
+        if to_state not in TRANSITIONS.get(from_state, frozenset()):
+            raise IllegalTransition(from_state, to_state)
+        return await self._conditional_update(
+            session, job_id, from_state, {**_checked(fields), "state": to_state}
+        )
+
+    async def update_fields(
+        self, session: AsyncSession, job_id: str, expected_state: JobState, **fields: Any
+    ) -> bool:
+        """Write ``fields`` if the job is still in ``expected_state``; the state stays."""
+        return await self._conditional_update(session, job_id, expected_state, _checked(fields))
+
+    async def due_jobs(
+        self,
+        session: AsyncSession,
+        now: datetime,
+        limit: int,
+        states: Collection[JobState] = DUE_STATES,
+    ) -> list[Job]:
+        """Jobs whose next_poll_at has come, earliest first (read-only)."""
+        return list((await session.exec(_due(now, limit, states))).all())
+
+    async def claim_due(
+        self,
+        session: AsyncSession,
+        now: datetime,
+        limit: int,
+        *,
+        lease_seconds: float,
+        states: Collection[JobState] = DUE_STATES,
+    ) -> list[Job]:
+        """Take due jobs for this worker: their next_poll_at moves ``lease_seconds`` ahead.
+
+        Rows locked by another claimer are skipped (PostgreSQL); on SQLite the database lock
+        serializes claimers. Either way no job is handed to two workers within its lease.
+        """
+        claimable = _due(now, limit, states).with_for_update(skip_locked=True)
+        jobs = list((await session.exec(claimable)).all())
+        if not jobs:
+            return []
+        lease_until = now + timedelta(seconds=lease_seconds)
+        await session.exec(
+            update(Job)
+            .where(col(Job.id).in_([job.id for job in jobs]))
+            .values(next_poll_at=lease_until)
+            .execution_options(synchronize_session=False)
+        )
+        for job in jobs:
+            job.next_poll_at = lease_until
+        return jobs
+
+    async def next_due_at(
+        self, session: AsyncSession, states: Collection[JobState] = DUE_STATES
+    ) -> datetime | None:
+        """The earliest next_poll_at among jobs in ``states``; None when there is none."""
+        earliest = await session.exec(
+            select(func.min(Job.next_poll_at)).where(col(Job.state).in_(list(states)))
+        )
+        return earliest.one()
+
+    async def running_by_guild(self, session: AsyncSession) -> dict[int, int]:
+        """How many jobs each guild has running at the API (guilds with none are absent)."""
+        rows = await session.exec(
+            select(Job.guild_id, func.count())
+            .where(Job.state == JobState.RUNNING)
+            .group_by(col(Job.guild_id))
+        )
+        return dict(rows.all())
+
+    async def active_jobs(
+        self, session: AsyncSession, states: Collection[JobState] = ACTIVE_STATES
+    ) -> list[Job]:
+        """Jobs in the given (by default every non-terminal) state, oldest first."""
+        rows = await session.exec(
+            select(Job)
+            .where(col(Job.state).in_(list(states)))
+            .order_by(col(Job.created_at), col(Job.id))
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
+
+    async def recent_durations(self, session: AsyncSession, limit: int = 256) -> list[float]:
+        """Learned durations of the latest delivered jobs, newest first."""
+        rows = await session.exec(
+            select(Job.estimated_duration)
+            .where(Job.state == JobState.DELIVERED, col(Job.estimated_duration).is_not(None))
+            .order_by(col(Job.completed_at).desc())
+            .limit(limit)
+        )
+        return [duration for duration in rows.all() if duration is not None]
+
+    async def count_by_state(self, session: AsyncSession) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zeros included)."""
+        rows = await session.exec(select(Job.state, func.count()).group_by(col(Job.state)))
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in rows.all():
+            counts[JobState(state)] = count
+        return counts
+
+    async def _conditional_update(
+        self, session: AsyncSession, job_id: str, expected_state: JobState, values: dict[str, Any]
+    ) -> bool:
+        result = await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id, col(Job.state) == expected_state)
+            .values(**values, updated_at=self._clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+
+def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = fields.keys() - Job.model_fields.keys()
+    protected = fields.keys() & _PROTECTED_FIELDS
+    if unknown or protected:
+        raise ValueError(f"cannot write job fields {sorted(unknown | protected)}")
+    return fields
+
+
+def _due(now: datetime, limit: int, states: Collection[JobState]) -> SelectOfScalar[Job]:
+    return (
+        select(Job)
+        .where(col(Job.state).in_(list(states)), col(Job.next_poll_at) <= now)
+        .order_by(col(Job.next_poll_at), col(Job.id))
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
