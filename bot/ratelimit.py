@@ -87,6 +87,10 @@ class RateLimiter:
         self._order = itertools.count()
         self._timer: asyncio.Task[None] | None = None
         self._timer_deadline = math.inf
+        # The plan the server seems to enforce; smaller than ``per_minute`` when the setting
+        # overstates it. Headroom requests shrink in proportion, so they never ask for more
+        # than the real plan could ever leave free.
+        self._plan_seen = per_minute
 
     def __repr__(self) -> str:
         return (
@@ -170,6 +174,9 @@ class RateLimiter:
             self._blocked_until = max(self._blocked_until, now + wait)
         left = _parse_int(remaining)
         if left is not None:
+            self._forget_expired(now)
+            counted = len(self._answered) + self._in_flight
+            self._plan_seen = max(1, min(self._per_minute, left + counted))
             uncounted = max(0, self._in_flight - 1)
             horizon = reset_in if reset_in is not None else self._window
             self._add_server_budget(
@@ -214,7 +221,9 @@ class RateLimiter:
 
     def _headroom(self, waiter: _Waiter, now: float) -> int:
         waited_a_window = now - waiter.enqueued_at + _EPSILON >= self._window
-        return 0 if waited_a_window else waiter.keep_free
+        if waited_a_window:
+            return 0
+        return waiter.keep_free * self._plan_seen // self._per_minute
 
     def _dispatch(self) -> None:
         """Grant every waiter the budget allows, in order; then set the timer for the rest."""

@@ -400,3 +400,17 @@ async def test_invalid_arguments_are_refused(clock: FakeClock) -> None:
     limiter = RateLimiter(1, clock=clock)
     with pytest.raises(ValueError, match="keep_free"):
         await limiter.acquire(keep_free=-1)
+
+
+async def test_headroom_shrinks_when_the_server_enforces_a_smaller_plan() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1000, clock=clock)
+    await limiter.acquire()
+    # The server's plan is really 100 a minute: 99 left after this request.
+    limiter.observe(status=200, remaining="99", reset="60", retry_after=None)
+    limiter.release()
+    # A status check asking for 10 % headroom of the configured 1000 must not wait a window.
+    waiter = asyncio.ensure_future(limiter.acquire(keep_free=100))
+    await clock.settle()
+    assert waiter.done()
+    limiter.release()
