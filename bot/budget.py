@@ -112,12 +112,14 @@ class BudgetRefused(Exception):
         remaining: int,
         member_remaining: int | None,
         resets_at: datetime | None,
+        member_cap: int | None = None,
     ) -> None:
         super().__init__(f"{reason} budget refused {cost} credits ({remaining} remaining)")
         self.reason = reason
         self.cost = cost
         self.remaining = remaining
         self.member_remaining = member_remaining
+        self.member_cap = member_cap
         self.resets_at = resets_at
 
 
@@ -129,9 +131,11 @@ BudgetChangeReason = Literal[
 class BudgetChangeRefused(Exception):
     """An admin's change was invalid or not theirs to make; nothing was changed."""
 
-    def __init__(self, reason: BudgetChangeReason) -> None:
+    def __init__(self, reason: BudgetChangeReason, **params: int) -> None:
         super().__init__(reason)
         self.reason: BudgetChangeReason = reason
+        # Figures the admin needs to correct the request, e.g. ``max_deduct``.
+        self.params = params
 
 
 class Budgets:
@@ -217,6 +221,7 @@ class Budgets:
                 remaining=max(0, budget.balance),
                 member_remaining=max(0, (member_cap or 0) - used),
                 resets_at=_resets_at(budget),
+                member_cap=member_cap,
             )
 
         now = self._clock.now()
@@ -347,7 +352,8 @@ class Budgets:
             .execution_options(synchronize_session=False)
         )
         if changed.rowcount == 0:
-            raise BudgetChangeRefused("below_reserved")
+            budget = await self._load(session, guild_id)
+            raise BudgetChangeRefused("below_reserved", max_deduct=max(0, budget.balance))
         self._append(
             session,
             guild_id,
