@@ -1,0 +1,183 @@
+"""The background loop: due jobs → one step each → sleep until the next job is due.
+
+One poller per process. Each tick costs what the due jobs cost, not what all jobs cost: due jobs
+come from an index on (state, next_poll_at), and the loop sleeps until the earliest one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.jobs import JobState, JobStore
+from bot.models import Job
+from bot.ratelimit import RateLimiter
+from bot.service import ImagineService
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = (JobState.CREATED, JobState.SUBMITTING, JobState.RUNNING, JobState.DELIVERING)
+MAX_PRESSURE = 1000.0
+
+
+def fair_pressures(demand: Mapping[int, float], capacity: float) -> dict[int, float]:
+    """Share a request rate across servers max-min fairly; return each server's stretch factor.
+
+    A server asking for less than its fair share gets all it asks (pressure 1); the rest is split
+    evenly among the others, whose polling is stretched by demand / share.
+    """
+    pressures: dict[int, float] = {}
+    remaining = max(capacity, 0.0)
+    ordered = sorted(demand.items(), key=lambda item: item[1])
+    for position, (guild_id, wanted) in enumerate(ordered):
+        share = remaining / (len(ordered) - position)
+        granted = min(wanted, share)
+        remaining -= granted
+        if wanted <= 0:
+            pressures[guild_id] = 1.0
+        elif granted <= 0:
+            pressures[guild_id] = MAX_PRESSURE
+        else:
+            pressures[guild_id] = min(MAX_PRESSURE, max(1.0, wanted / granted))
+    return pressures
+
+
+class Poller:
+    """Advances due jobs within the shared rate budget, until stopped."""
+
+    def __init__(
+        self,
+        *,
+        service: ImagineService,
+        database: Database,
+        jobs: JobStore,
+        limiter: RateLimiter,
+        clock: Clock,
+        batch_size: int = 50,
+        idle_interval: float = 5.0,
+        lease: timedelta = timedelta(seconds=60),
+        pressure_refresh: float = 10.0,
+        headroom: float = 0.1,
+    ) -> None:
+        self._service = service
+        self._database = database
+        self._jobs = jobs
+        self._limiter = limiter
+        self._clock = clock
+        self._batch_size = batch_size
+        self._idle_interval = idle_interval
+        self._lease = lease
+        self._pressure_refresh = pressure_refresh
+        self._headroom = headroom
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._pressures: dict[int, float] = {}
+        self._pressures_at = -math.inf
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self.run(), name="imagine-poller")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def wake(self) -> None:
+        """Something changed (a new job): look again now instead of at the planned time."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        log.info("poller started")
+        while not self._stopping:
+            try:
+                await self.tick()
+                delay = await self.seconds_until_due()
+            except Exception:
+                # A broken tick (database hiccup…) must never end the loop.
+                log.exception("poller tick failed")
+                delay = self._idle_interval
+            await self._sleep(delay)
+
+    async def _sleep(self, delay: float) -> None:
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
+        self._wake.clear()
+        sleeper = asyncio.ensure_future(self._clock.sleep(delay))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pending in (sleeper, waker):
+                pending.cancel()
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    async def tick(self) -> int:
+        """Claim the jobs that are due (as many as the rate budget allows) and step each."""
+        now = self._clock.now()
+        limit = min(self._batch_size, max(1, self._limiter.available()))
+        async with self._database.transaction() as session:
+            due = await self._jobs.claim_due(
+                session,
+                now,
+                limit,
+                lease_seconds=self._lease.total_seconds(),
+                states=ACTIVE_STATES,
+            )
+        if not due:
+            return 0
+        await self._refresh_pressures()
+        await asyncio.gather(*(self._advance(job) for job in due))
+        return len(due)
+
+    async def _advance(self, job: Job) -> None:
+        try:
+            await self._service.advance(job, pressure=self._pressures.get(job.guild_id, 1.0))
+        except Exception:
+            log.exception("job %s could not be advanced; it is retried after its lease", job.id)
+
+    async def seconds_until_due(self) -> float:
+        async with self._database.transaction() as session:
+            next_due = await self._jobs.next_due_at(session, ACTIVE_STATES)
+        if next_due is None:
+            return self._idle_interval
+        wait = (next_due - self._clock.now()).total_seconds()
+        return min(max(wait, 0.0), self._idle_interval)
+
+    async def _refresh_pressures(self) -> None:
+        """Recompute each server's polling stretch from how many jobs it has running."""
+        now = self._clock.monotonic()
+        if now - self._pressures_at < self._pressure_refresh:
+            return
+        self._pressures_at = now
+        async with self._database.transaction() as session:
+            running = await self._jobs.running_by_guild(session)
+        planner = self._service.planner
+        mean_duration = max(self._service.durations.expected_remaining(0.0), 1.0)
+        per_job_rate = planner.expected_requests() / mean_duration
+        capacity = self._limiter.per_second() * (1.0 - self._headroom)
+        demand = {guild_id: count * per_job_rate for guild_id, count in running.items()}
+        self._pressures = fair_pressures(demand, capacity)
+        stretched = {g: round(p, 2) for g, p in self._pressures.items() if p > 1.0}
+        if stretched:
+            log.info("rate budget is tight; stretching polls per server: %s", stretched)

@@ -1,0 +1,450 @@
+"""A job's life, from reserved credits to a delivered video or a refund.
+
+Every step is a conditional state transition in the store, taken in the same transaction as the
+money it moves, so no step can happen twice: not after a crash, not with two workers.
+The Discord side is reached only through the ``JobNotifier`` protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from bot.budget import Budgets
+from bot.clock import Clock
+from bot.db import Database
+from bot.grok import (
+    GenerateRequest,
+    GrokClient,
+    GrokError,
+    InvalidRequestError,
+    RateLimitedError,
+    SubmissionOutcomeUnknown,
+    TaskPhase,
+    TaskStatus,
+    UnauthorizedError,
+)
+from bot.jobs import JobState, JobStore, NewJob
+from bot.models import Job
+from bot.schedule import DurationModel, PollPlanner
+
+log = logging.getLogger(__name__)
+
+# A CREATED job whose submitting request died with its process is picked up after this long.
+SUBMIT_GRACE = timedelta(seconds=60)
+# A SUBMITTING job not heard of for this long lost its answer: its outcome is unknown.
+SUBMIT_OUTCOME_DEADLINE = timedelta(minutes=3)
+# How long a worker holds a job it is delivering before another may retry it.
+DELIVERY_LEASE = timedelta(minutes=2)
+MAX_DELIVERY_ATTEMPTS = 5
+# Status checks that fail for reasons of our own side or the network are retried this soon.
+STATUS_RETRY_DELAY = timedelta(seconds=15)
+
+
+class FailureReason(StrEnum):
+    """Why a job ended without a video; each has its own message to the member."""
+
+    REJECTED = "rejected"  # the API refused the request (400): its message is kept
+    GENERATION_FAILED = "generation_failed"  # the task failed: error_text is the API's text
+    OUTCOME_UNKNOWN = "outcome_unknown"  # the submission's answer was lost
+    SERVICE_BUSY = "service_busy"  # rate limited or unreachable before the request was sent
+    SERVICE_UNAVAILABLE = "service_unavailable"  # the API key was refused, or similar
+    EXPIRED = "expired"  # ran longer than the maximum wait
+    DELIVERY_FAILED = "delivery_failed"  # the video could not be posted
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a waiting member is shown."""
+
+    submitted_at: datetime | None
+    estimated_ready_at: datetime | None
+    status: str  # the API's raw status, or "submitting"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a video was posted."""
+
+    message_id: int | None
+
+
+class JobNotifier(Protocol):
+    """The Discord side of a job: implemented in ``cogs``."""
+
+    async def job_progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def deliver(self, job: Job) -> Delivery:
+        """Post the finished video(s). Raises to have the delivery retried later."""
+        ...
+
+    async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOutcome:
+    job: Job
+    failure: FailureReason | None = None
+
+
+class ImagineService:
+    """Starts, advances and finishes jobs. Used by the /imagine command and by the poller."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        budgets: Budgets,
+        jobs: JobStore,
+        client: GrokClient,
+        clock: Clock,
+        durations: DurationModel,
+        planner: PollPlanner,
+        credits_per_video: int,
+        job_timeout: timedelta,
+    ) -> None:
+        self.database = database
+        self.budgets = budgets
+        self.jobs = jobs
+        self.client = client
+        self.clock = clock
+        self.durations = durations
+        self.planner = planner
+        self.credits_per_video = credits_per_video
+        self.job_timeout = job_timeout
+        self.notifier: JobNotifier | None = None
+
+    def attach_notifier(self, notifier: JobNotifier) -> None:
+        self.notifier = notifier
+
+    async def warm_up(self) -> None:
+        """Learn generation times from jobs delivered before this process started."""
+        async with self.database.transaction() as session:
+            durations = await self.jobs.recent_durations(session)
+        self.durations.observe_estimates(reversed(durations))
+
+    # --- starting a job -------------------------------------------------------------------
+
+    async def start(self, new: NewJob) -> Job:
+        """Record a job and reserve its credits in one transaction (``BudgetRefused`` if not)."""
+        now = self.clock.now()
+        async with self.database.transaction() as session:
+            job = await self.jobs.create(session, new, next_poll_at=now + SUBMIT_GRACE)
+            await self.budgets.reserve(
+                session,
+                guild_id=new.guild_id,
+                member_id=new.member_id,
+                cost=new.cost,
+                job_id=job.id,
+            )
+        return job
+
+    async def submit(self, job_id: str) -> SubmitOutcome:
+        """Send a CREATED job to the API exactly once and record the outcome."""
+        now = self.clock.now()
+        async with self.database.transaction() as session:
+            claimed = await self.jobs.transition(
+                session,
+                job_id,
+                JobState.CREATED,
+                JobState.SUBMITTING,
+                next_poll_at=now + SUBMIT_OUTCOME_DEADLINE,
+            )
+            job = await self.jobs.get(session, job_id)
+        assert job is not None
+        if not claimed:
+            return SubmitOutcome(job)
+        request = GenerateRequest(
+            prompt=job.prompt, mode=job.mode, ratio=job.ratio, images=tuple(job.image_urls)
+        )
+        try:
+            task_id = await self.client.submit(request, idempotency_key=job.idempotency_key)
+        except InvalidRequestError as error:
+            return await self._end_submission(
+                job, JobState.REJECTED, FailureReason.REJECTED, error.message
+            )
+        except SubmissionOutcomeUnknown as error:
+            log.error(
+                "submission of job %s has an unknown outcome (idempotency key %s): %r; "
+                "refunding the server, check the API account for a stray task",
+                job.id,
+                job.idempotency_key,
+                error.cause,
+            )
+            return await self._end_submission(
+                job, JobState.FAILED, FailureReason.OUTCOME_UNKNOWN, str(error)
+            )
+        except UnauthorizedError as error:
+            log.critical("the GrokImagine API refused our token: check GROK_API_TOKEN")
+            return await self._end_submission(
+                job, JobState.FAILED, FailureReason.SERVICE_UNAVAILABLE, str(error)
+            )
+        except (RateLimitedError, GrokError) as error:
+            # Only errors raised before the request left us end up here: nothing was made.
+            return await self._end_submission(
+                job, JobState.FAILED, FailureReason.SERVICE_BUSY, str(error)
+            )
+        submitted = self.clock.now()
+        async with self.database.transaction() as session:
+            await self.jobs.transition(
+                session,
+                job.id,
+                JobState.SUBMITTING,
+                JobState.RUNNING,
+                task_id=task_id,
+                submitted_at=submitted,
+                next_poll_at=submitted + timedelta(seconds=self.planner.first_poll()),
+            )
+            job = await self.jobs.get(session, job.id)
+        assert job is not None
+        log.info("job %s submitted as task %s", job.id, task_id)
+        return SubmitOutcome(job)
+
+    async def _end_submission(
+        self, job: Job, state: JobState, reason: FailureReason, text: str
+    ) -> SubmitOutcome:
+        ended = await self._finish_unsuccessfully(job, JobState.SUBMITTING, state, reason, text)
+        return SubmitOutcome(ended or job, failure=reason)
+
+    # --- the poller's steps -----------------------------------------------------------------
+
+    async def advance(self, job: Job, pressure: float = 1.0) -> None:
+        """Take the next step of a job the poller found due."""
+        state = JobState(job.state)
+        if state is JobState.CREATED:
+            outcome = await self.submit(job.id)
+            if outcome.failure is None and self.notifier is not None:
+                await self._notify_progress(outcome.job, "submitted")
+        elif state is JobState.SUBMITTING:
+            await self._finish_unsuccessfully(
+                job,
+                JobState.SUBMITTING,
+                JobState.FAILED,
+                FailureReason.OUTCOME_UNKNOWN,
+                "no answer to the submission was recorded",
+            )
+        elif state is JobState.RUNNING:
+            await self._check_running(job, pressure)
+        elif state is JobState.DELIVERING:
+            await self.deliver(job)
+
+    async def _check_running(self, job: Job, pressure: float) -> None:
+        now = self.clock.now()
+        submitted_at = job.submitted_at or job.created_at
+        if now - submitted_at > self.job_timeout:
+            await self._finish_unsuccessfully(
+                job, JobState.RUNNING, JobState.EXPIRED, FailureReason.EXPIRED, "timed out"
+            )
+            return
+        assert job.task_id is not None
+        try:
+            status = await self.client.status(job.task_id)
+        except InvalidRequestError as error:
+            # The API no longer knows the task: nothing will ever come of it.
+            await self._finish_unsuccessfully(
+                job,
+                JobState.RUNNING,
+                JobState.FAILED,
+                FailureReason.GENERATION_FAILED,
+                error.message,
+            )
+            return
+        except GrokError as error:
+            log.warning("status of job %s (task %s) failed: %s", job.id, job.task_id, error)
+            async with self.database.transaction() as session:
+                await self.jobs.update_fields(
+                    session, job.id, JobState.RUNNING, next_poll_at=now + STATUS_RETRY_DELAY
+                )
+            return
+        await self._apply_status(job, status, pressure)
+
+    async def _apply_status(self, job: Job, status: TaskStatus, pressure: float) -> None:
+        now = self.clock.now()
+        submitted_at = job.submitted_at or job.created_at
+        elapsed = (now - submitted_at).total_seconds()
+        last_polled = job.last_polled_at or submitted_at
+        pending_until = max(0.0, (last_polled - submitted_at).total_seconds())
+        phase = status.phase
+        if phase is TaskPhase.COMPLETED:
+            if not status.videos:
+                await self._finish_unsuccessfully(
+                    job,
+                    JobState.RUNNING,
+                    JobState.FAILED,
+                    FailureReason.GENERATION_FAILED,
+                    "completed without a video",
+                )
+                return
+            estimate = self.durations.point_estimate(pending_until, elapsed)
+            self.durations.observe(pending_until, elapsed)
+            async with self.database.transaction() as session:
+                moved = await self.jobs.transition(
+                    session,
+                    job.id,
+                    JobState.RUNNING,
+                    JobState.DELIVERING,
+                    consumed_credits=status.consumed_credits,
+                    video_urls=list(status.videos),
+                    completed_at=now,
+                    estimated_duration=estimate,
+                    last_polled_at=now,
+                    poll_count=job.poll_count + 1,
+                    next_poll_at=now + DELIVERY_LEASE,
+                )
+                delivering = await self.jobs.get(session, job.id) if moved else None
+            if delivering is not None:
+                await self.deliver(delivering)
+            return
+        if phase is TaskPhase.FAILED:
+            await self._finish_unsuccessfully(
+                job,
+                JobState.RUNNING,
+                JobState.FAILED,
+                FailureReason.GENERATION_FAILED,
+                status.error_message or status.status,
+            )
+            return
+        next_at = submitted_at + timedelta(
+            seconds=self.planner.next_poll(elapsed, pressure=pressure)
+        )
+        async with self.database.transaction() as session:
+            updated = await self.jobs.update_fields(
+                session,
+                job.id,
+                JobState.RUNNING,
+                next_poll_at=next_at,
+                last_polled_at=now,
+                poll_count=job.poll_count + 1,
+            )
+            job = await self.jobs.get(session, job.id) if updated else job
+        if updated:
+            await self._notify_progress(job, status.status)
+
+    async def deliver(self, job: Job) -> None:
+        """Post a finished job's video and settle its credits, exactly once."""
+        assert self.notifier is not None
+        now = self.clock.now()
+        async with self.database.transaction() as session:
+            # Counting the attempt first lets a restarted process know a post may have happened.
+            if not await self.jobs.update_fields(
+                session,
+                job.id,
+                JobState.DELIVERING,
+                delivery_attempts=job.delivery_attempts + 1,
+                next_poll_at=now + DELIVERY_LEASE * (job.delivery_attempts + 1),
+            ):
+                return
+            job = await self.jobs.get(session, job.id)
+        assert job is not None
+        try:
+            delivery = await self.notifier.deliver(job)
+        except Exception:
+            log.exception("delivery of job %s failed (attempt %d)", job.id, job.delivery_attempts)
+            if job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
+                await self._finish_unsuccessfully(
+                    job,
+                    JobState.DELIVERING,
+                    JobState.FAILED,
+                    FailureReason.DELIVERY_FAILED,
+                    "could not post the video",
+                )
+            return
+        async with self.database.transaction() as session:
+            delivered = await self.jobs.transition(
+                session,
+                job.id,
+                JobState.DELIVERING,
+                JobState.DELIVERED,
+                delivered_at=self.clock.now(),
+                result_message_id=delivery.message_id,
+                interaction_token=None,
+                next_poll_at=None,
+            )
+            if delivered:
+                consumed = job.consumed_credits if job.consumed_credits is not None else job.cost
+                await self.budgets.settle(session, job.id, min(consumed, job.cost))
+        log.info("job %s delivered", job.id)
+
+    async def _finish_unsuccessfully(
+        self,
+        job: Job,
+        from_state: JobState,
+        to_state: JobState,
+        reason: FailureReason,
+        text: str,
+    ) -> Job | None:
+        """End a job without a video and refund it, in one transaction; then tell the member."""
+        async with self.database.transaction() as session:
+            moved = await self.jobs.transition(
+                session,
+                job.id,
+                from_state,
+                to_state,
+                error_code=reason.value,
+                error_text=text[:1000],
+                next_poll_at=None,
+                interaction_token=job.interaction_token,
+            )
+            if not moved:
+                return None
+            refunded = await self.budgets.refund(session, job.id)
+            ended = await self.jobs.get(session, job.id)
+        assert ended is not None
+        log.info("job %s %s (%s): %s; refunded %d", job.id, to_state, reason, text, refunded)
+        if self.notifier is not None:
+            try:
+                await self.notifier.job_failed(ended, reason, refunded)
+            except Exception:
+                log.exception("could not tell the member that job %s ended", job.id)
+        return ended
+
+    async def _notify_progress(self, job: Job, status: str) -> None:
+        if self.notifier is None:
+            return
+        try:
+            await self.notifier.job_progress(job, self.progress_of(job, status))
+        except Exception:
+            log.exception("progress update for job %s failed", job.id)
+
+    def progress_of(self, job: Job, status: str) -> Progress:
+        """What to show a member about a job still running."""
+        submitted_at = job.submitted_at
+        if submitted_at is None:
+            return Progress(submitted_at=None, estimated_ready_at=None, status=status)
+        elapsed = (self.clock.now() - submitted_at).total_seconds()
+        remaining = self.durations.expected_remaining(max(0.0, elapsed))
+        ready_at = self.clock.now() + timedelta(seconds=remaining)
+        return Progress(submitted_at=submitted_at, estimated_ready_at=ready_at, status=status)
+
+
+# The API's documented failure texts, each with a message that explains it to a member.
+_API_FAILURE_KEYS = {
+    "file type not supported": "imagine.failed.unsupported",
+    "inappropriate content": "imagine.failed.inappropriate",
+    "grok imagine build failed": "imagine.failed.build",
+    "network error": "imagine.failed.network",
+}
+
+
+def failure_message(reason: FailureReason, error_text: str | None) -> tuple[str, dict[str, object]]:
+    """The catalog key and placeholders that explain why a job ended without a video."""
+    detail = (error_text or "").strip()
+    if reason is FailureReason.GENERATION_FAILED:
+        lowered = detail.lower()
+        for prefix, key in _API_FAILURE_KEYS.items():
+            if lowered.startswith(prefix):
+                return key, {}
+        return "imagine.failed.other", {"detail": detail or "?"}
+    keys = {
+        FailureReason.REJECTED: "imagine.failed.rejected",
+        FailureReason.OUTCOME_UNKNOWN: "imagine.failed.outcome_unknown",
+        FailureReason.SERVICE_BUSY: "imagine.failed.service_busy",
+        FailureReason.SERVICE_UNAVAILABLE: "imagine.failed.service_unavailable",
+        FailureReason.EXPIRED: "imagine.failed.expired",
+        FailureReason.DELIVERY_FAILED: "imagine.failed.delivery",
+    }
+    params: dict[str, object] = {"detail": detail} if reason is FailureReason.REJECTED else {}
+    return keys[reason], params

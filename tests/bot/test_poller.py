@@ -1,0 +1,321 @@
+"""The poller and a job's life, driven by an injected clock against the real simulator and store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+import aiohttp
+import pytest
+
+from bot.budget import Budgets
+from bot.db import Database
+from bot.grok import GrokClient, RetryPolicy
+from bot.jobs import JobState, JobStore, NewJob
+from bot.models import Job
+from bot.poller import Poller, fair_pressures
+from bot.ratelimit import RateLimiter
+from bot.schedule import DurationModel, PollPlanner
+from bot.service import Delivery, FailureReason, ImagineService, Progress
+from bot.simulator import Fault, Simulator, SimulatorConfig
+from tests.support.clock import FakeClock
+
+T = TypeVar("T")
+GUILD = 1001
+MEMBER = 2002
+
+
+@dataclass
+class RecordingNotifier:
+    """Stands in for the Discord side, which the end-to-end tests cover for real."""
+
+    delivered: list[str] = field(default_factory=list)
+    failed: list[tuple[str, FailureReason, int]] = field(default_factory=list)
+    progress: list[tuple[str, str]] = field(default_factory=list)
+    broken_deliveries: int = 0
+
+    async def job_progress(self, job: Job, progress: Progress) -> None:
+        self.progress.append((job.id, progress.status))
+
+    async def deliver(self, job: Job) -> Delivery:
+        if self.broken_deliveries > 0:
+            self.broken_deliveries -= 1
+            raise RuntimeError("Discord is down")
+        self.delivered.append(job.id)
+        return Delivery(message_id=len(self.delivered))
+
+    async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
+        self.failed.append((job.id, reason, refunded))
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    database: Database
+    simulator: Simulator
+    service: ImagineService
+    poller: Poller
+    notifier: RecordingNotifier
+    budgets: Budgets
+    jobs: JobStore
+
+    async def new_job(self, prompt: str = "a cat", *, submit: bool = True) -> Job:
+        new = NewJob(
+            guild_id=GUILD,
+            channel_id=3003,
+            member_id=MEMBER,
+            locale="en",
+            prompt=prompt,
+            mode="normal",
+            ratio="16:9",
+            image_urls=(),
+            interaction_id=None,
+            interaction_token=None,
+            interaction_expires_at=None,
+            upload_limit_bytes=10_000_000,
+            cost=40,
+        )
+        job = await self.service.start(new)
+        if submit:
+            job = (await self.drive(self.service.submit(job.id))).job
+        return job
+
+    async def drive(self, step: Awaitable[T]) -> T:
+        """Await ``step``; whenever it waits on the clock (a backoff, the rate limit), move time."""
+        task = asyncio.ensure_future(step)
+        while not task.done():
+            await asyncio.sleep(0.001)  # real loopback I/O
+            if not task.done() and self.clock.sleepers:
+                await self.clock.advance(0.05)
+        return task.result()
+
+    async def job(self, job_id: str) -> Job:
+        async with self.database.transaction() as session:
+            found = await self.jobs.get(session, job_id)
+        assert found is not None
+        return found
+
+    async def remaining(self) -> int:
+        async with self.database.transaction() as session:
+            return (await self.budgets.view(session, GUILD)).remaining
+
+    async def run_ticks(self, seconds: float, step: float = 1.0) -> None:
+        """Advance time in steps, letting the poller do whatever is due after each."""
+        elapsed = 0.0
+        while elapsed < seconds:
+            await self.clock.advance(step)
+            elapsed += step
+            while await self.drive(self.poller.tick()):
+                pass
+
+
+@pytest.fixture
+async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
+    simulator = Simulator(SimulatorConfig(min_seconds=20, max_seconds=40, seed=3), clock=clock)
+    await simulator.start()
+    async with aiohttp.ClientSession() as http:
+        limiter = RateLimiter(100, clock=clock)
+        client = GrokClient(
+            http,
+            base_url=simulator.url,
+            token="key",
+            limiter=limiter,
+            clock=clock,
+            retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01),
+        )
+        durations = DurationModel(30.0)
+        budgets = Budgets(default_guild_credits=400, clock=clock)
+        jobs = JobStore(clock=clock)
+        service = ImagineService(
+            database=database,
+            budgets=budgets,
+            jobs=jobs,
+            client=client,
+            clock=clock,
+            durations=durations,
+            planner=PollPlanner(durations),
+            credits_per_video=40,
+            job_timeout=timedelta(minutes=5),
+        )
+        notifier = RecordingNotifier()
+        service.attach_notifier(notifier)
+        poller = Poller(service=service, database=database, jobs=jobs, limiter=limiter, clock=clock)
+        yield World(clock, database, simulator, service, poller, notifier, budgets, jobs)
+    await simulator.close()
+
+
+async def test_a_job_is_polled_on_schedule_delivered_once_and_settled(world: World) -> None:
+    job = await world.new_job()
+    assert job.state == JobState.RUNNING
+    assert await world.remaining() == 360
+
+    await world.run_ticks(60)
+
+    assert world.notifier.delivered == [job.id]
+    finished = await world.job(job.id)
+    assert finished.state == JobState.DELIVERED
+    assert finished.consumed_credits == 40
+    assert finished.interaction_token is None
+    assert await world.remaining() == 360
+    polls = world.simulator.count("GET", "/v1/status")
+    assert polls == finished.poll_count
+    # A learned schedule, not a fixed interval: a 20-40 s job needs only a handful of checks.
+    assert 1 <= polls <= 8
+
+
+async def test_nothing_is_polled_before_it_is_due(world: World) -> None:
+    await world.new_job()
+    await world.clock.advance(1)
+    assert await world.drive(world.poller.tick()) == 0
+    assert world.simulator.count("GET", "/v1/status") == 0
+
+
+async def test_a_tick_costs_the_due_jobs_not_all_jobs(world: World) -> None:
+    async with world.database.transaction() as session:
+        await world.budgets.set_budget(
+            session,
+            GUILD,
+            credits=40 * 30,
+            period=None,
+            member_cap=None,
+            actor_id=1,
+            may_raise=True,
+        )
+    jobs = [await world.new_job(f"cat {n}") for n in range(30)]
+    far = world.clock.now() + timedelta(hours=1)
+    async with world.database.transaction() as session:
+        for job in jobs[3:]:
+            await world.jobs.update_fields(session, job.id, JobState.RUNNING, next_poll_at=far)
+        for job in jobs[:3]:
+            await world.jobs.update_fields(
+                session, job.id, JobState.RUNNING, next_poll_at=world.clock.now()
+            )
+    assert await world.drive(world.poller.tick()) == 3
+    assert world.simulator.count("GET", "/v1/status") == 3
+
+
+async def test_a_failed_task_is_refunded_and_reported(world: World) -> None:
+    job = await world.new_job("[fail:build] a castle")
+    await world.run_ticks(60)
+    ended = await world.job(job.id)
+    assert ended.state == JobState.FAILED
+    assert ended.error_text == "grok imagine build failed"
+    assert world.notifier.failed == [(job.id, FailureReason.GENERATION_FAILED, 40)]
+    assert await world.remaining() == 400
+
+
+async def test_a_job_running_too_long_expires_and_is_refunded(world: World) -> None:
+    job = await world.new_job()
+    world.simulator.config.min_seconds = world.simulator.config.max_seconds = 10_000
+    world.simulator.tasks[job.task_id].duration = 10_000  # type: ignore[index]
+    await world.run_ticks(6 * 60, step=5)
+    ended = await world.job(job.id)
+    assert ended.state == JobState.EXPIRED
+    assert world.notifier.failed == [(job.id, FailureReason.EXPIRED, 40)]
+    assert await world.remaining() == 400
+
+
+async def test_status_errors_are_retried_not_fatal(world: World) -> None:
+    job = await world.new_job()
+    world.simulator.inject(Fault.SERVER_ERROR, endpoint="status", times=6)
+    await world.run_ticks(120)
+    assert (await world.job(job.id)).state == JobState.DELIVERED
+
+
+async def test_a_broken_delivery_is_retried_and_never_stops_the_loop(world: World) -> None:
+    world.notifier.broken_deliveries = 2
+    first = await world.new_job("one")
+    second = await world.new_job("two")
+    await world.run_ticks(60 * 10, step=5)
+    assert sorted(world.notifier.delivered) == sorted([first.id, second.id])
+    assert (await world.job(first.id)).delivery_attempts >= 2
+
+
+async def test_a_delivery_that_keeps_failing_ends_refunded(world: World) -> None:
+    world.notifier.broken_deliveries = 100
+    job = await world.new_job()
+    await world.run_ticks(60 * 60, step=30)
+    ended = await world.job(job.id)
+    assert ended.state == JobState.FAILED
+    assert ended.error_code == FailureReason.DELIVERY_FAILED
+    assert await world.remaining() == 400
+
+
+async def test_a_job_created_but_never_submitted_is_submitted_after_a_crash(world: World) -> None:
+    job = await world.new_job(submit=False)
+    await world.run_ticks(90)
+    assert world.simulator.count("POST", "/v1/generate") == 1
+    assert (await world.job(job.id)).state in {JobState.RUNNING, JobState.DELIVERED}
+
+
+async def test_a_submission_cut_off_by_a_crash_is_refunded_not_resent(world: World) -> None:
+    job = await world.new_job(submit=False)
+    async with world.database.transaction() as session:
+        # The process died right after marking the job as being sent.
+        await world.jobs.transition(
+            session,
+            job.id,
+            JobState.CREATED,
+            JobState.SUBMITTING,
+            next_poll_at=world.clock.now() + timedelta(minutes=3),
+        )
+    await world.run_ticks(5 * 60, step=10)
+    ended = await world.job(job.id)
+    assert ended.state == JobState.FAILED
+    assert ended.error_code == FailureReason.OUTCOME_UNKNOWN
+    assert world.simulator.count("POST", "/v1/generate") == 0
+    assert await world.remaining() == 400
+
+
+async def test_an_ambiguous_submission_is_not_resent_and_is_refunded(world: World) -> None:
+    world.simulator.inject(Fault.DROP_CONNECTION, endpoint="generate")
+    job = await world.new_job()
+    assert job.state == JobState.FAILED
+    assert job.error_code == FailureReason.OUTCOME_UNKNOWN
+    await world.run_ticks(60)
+    assert world.simulator.count("POST", "/v1/generate") == 1
+    assert await world.remaining() == 400
+
+
+async def test_a_rejected_request_is_refunded(world: World) -> None:
+    job = await world.new_job("x" * 5000)  # longer than the API accepts
+    assert job.state == JobState.REJECTED
+    assert world.notifier.failed == [(job.id, FailureReason.REJECTED, 40)]
+    assert await world.remaining() == 400
+
+
+async def test_learned_durations_survive_a_restart(world: World) -> None:
+    for n in range(5):
+        await world.new_job(f"cat {n}")
+    await world.run_ticks(60)
+    fresh = DurationModel(300.0)
+    restarted = ImagineService(
+        database=world.database,
+        budgets=world.budgets,
+        jobs=world.jobs,
+        client=world.service.client,
+        clock=world.clock,
+        durations=fresh,
+        planner=PollPlanner(fresh),
+        credits_per_video=40,
+        job_timeout=timedelta(minutes=5),
+    )
+    await restarted.warm_up()
+    assert fresh.observed == 5
+    assert fresh.quantile(0.5) < DurationModel(300.0).quantile(0.5)
+
+
+def test_fair_pressures_share_the_rate_max_min_fairly() -> None:
+    # Plenty of capacity: nobody is stretched.
+    assert fair_pressures({1: 0.2, 2: 0.3}, capacity=1.0) == {1: 1.0, 2: 1.0}
+    # One heavy server cannot crowd out a light one: the light one keeps its full rate.
+    pressures = fair_pressures({1: 0.1, 2: 3.0}, capacity=1.0)
+    assert pressures[1] == 1.0
+    assert pressures[2] == pytest.approx(3.0 / 0.9)
+    # Equal demand, scarce capacity: stretched equally.
+    even = fair_pressures({1: 2.0, 2: 2.0}, capacity=1.0)
+    assert even[1] == even[2] == pytest.approx(4.0)
+    assert fair_pressures({}, capacity=1.0) == {}
