@@ -1,0 +1,119 @@
+"""The one path from any error in a command or button to a message the member can read."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import discord
+from discord import app_commands
+
+from bot.budget import BudgetChangeRefused, BudgetRefused
+from bot.errors import UserFacingError
+from bot.i18n import Messages, pick_language
+from cogs.render import FAILURE_COLOUR, NO_PINGS, timestamp
+
+log = logging.getLogger(__name__)
+
+
+def language_for(interaction: discord.Interaction) -> str:
+    """The member's language, else the server's, else English."""
+    guild_locale = str(interaction.guild_locale) if interaction.guild_locale else None
+    return pick_language(str(interaction.locale), guild_locale)
+
+
+def budget_refusal_text(
+    messages: Messages, language: str, error: BudgetRefused, credits_per_video: int
+) -> str:
+    if error.reason == "member":
+        text = messages.text(
+            language,
+            "budget.refused.member",
+            remaining=error.member_remaining or 0,
+            cap=error.member_cap or 0,
+            cost=error.cost,
+        )
+    else:
+        text = messages.text(
+            language,
+            "budget.refused.guild",
+            remaining=error.remaining,
+            videos=error.remaining // max(credits_per_video, 1),
+            cost=error.cost,
+        )
+    extra = (
+        messages.text(language, "budget.refused.resets", when=timestamp(error.resets_at))
+        if error.resets_at is not None
+        else messages.text(language, "budget.refused.ask_admin")
+    )
+    return f"{text} {extra}"
+
+
+# Errors discord.py raises before a command runs, each with a fixed message.
+_CHECK_MESSAGES: tuple[tuple[type[Exception], str], ...] = (
+    (app_commands.NoPrivateMessage, "error.guild_only"),
+    (app_commands.MissingPermissions, "error.manage_server"),
+)
+
+
+def describe(
+    error: BaseException, messages: Messages, language: str, credits_per_video: int
+) -> str | None:
+    """A readable text for a known error, or None for an unexpected one."""
+    if isinstance(error, app_commands.CommandInvokeError | app_commands.TransformerError):
+        error = error.__cause__ or error
+    if isinstance(error, UserFacingError):
+        return messages.text(language, error.key, **error.params)
+    if isinstance(error, BudgetRefused):
+        return budget_refusal_text(messages, language, error, credits_per_video)
+    if isinstance(error, BudgetChangeRefused):
+        return messages.text(language, f"budget.error.{error.reason}", **error.params)
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(error.missing_permissions)
+        return messages.text(language, "error.bot_permissions", permissions=missing)
+    for kind, key in _CHECK_MESSAGES:
+        if isinstance(error, kind):
+            return messages.text(language, key)
+    return None
+
+
+async def reply_privately(interaction: discord.Interaction, text: str, *, error: bool) -> None:
+    """Answer only the member, whether or not the interaction was already acknowledged."""
+    embed = discord.Embed(description=text, colour=FAILURE_COLOUR if error else None)
+    if not interaction.response.is_done():
+        await interaction.response.send_message(
+            embed=embed, ephemeral=True, allowed_mentions=NO_PINGS
+        )
+        return
+    if interaction.type is discord.InteractionType.application_command:
+        # The public "thinking…" placeholder would otherwise show the refusal to everyone.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("no original response to remove", exc_info=True)
+    await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
+
+
+async def report_error(
+    interaction: discord.Interaction,
+    error: BaseException,
+    messages: Messages,
+    credits_per_video: int,
+) -> None:
+    """Render ``error`` for the member; unexpected errors are logged with an id to quote."""
+    language = language_for(interaction)
+    text = describe(error, messages, language, credits_per_video)
+    if text is None:
+        error_id = uuid.uuid4().hex[:8]
+        original = getattr(error, "original", None) or error
+        log.error(
+            "unexpected error %s in %s",
+            error_id,
+            interaction.command.qualified_name if interaction.command else interaction.type,
+            exc_info=original,
+        )
+        text = messages.text(language, "error.unexpected", error_id=error_id)
+    try:
+        await reply_privately(interaction, text, error=True)
+    except discord.HTTPException:
+        log.warning("could not tell the member about an error", exc_info=True)

@@ -1,0 +1,139 @@
+"""Turning domain state into Discord messages: embeds, timestamps, mentions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import discord
+
+from bot.i18n import Messages
+from bot.models import Job
+from bot.service import FailureReason, Progress, failure_message
+
+PROMPT_PREVIEW = 1000
+EMBED_COLOUR = discord.Colour.from_rgb(88, 101, 242)
+FAILURE_COLOUR = discord.Colour.from_rgb(237, 66, 69)
+SUCCESS_COLOUR = discord.Colour.from_rgb(87, 242, 135)
+
+# Echoed text never pings anyone; only the requester is mentioned, and only where we say so.
+NO_PINGS = discord.AllowedMentions.none()
+
+
+def timestamp(moment: datetime, style: str = "R") -> str:
+    """A Discord timestamp: every reader sees it in their own time zone and language."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def mention(user_id: int) -> str:
+    return f"<@{user_id}>"
+
+
+def only_pinging(user_id: int) -> discord.AllowedMentions:
+    return discord.AllowedMentions(
+        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
+    )
+
+
+def shorten(text: str, limit: int = PROMPT_PREVIEW) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_text(messages: Messages, language: str, status: str) -> str:
+    key = f"imagine.status.{status}"
+    if messages.has(key):
+        return messages.text(language, key)
+    return messages.text(language, "imagine.status.other", status=shorten(status, 40))
+
+
+def _request_fields(embed: discord.Embed, messages: Messages, language: str, job: Job) -> None:
+    embed.add_field(
+        name=messages.text(language, "imagine.progress.prompt"),
+        value=shorten(job.prompt),
+        inline=False,
+    )
+    mode = messages.text(language, f"cmd.choice.mode_{job.mode}")
+    embed.add_field(name=messages.text(language, "imagine.progress.mode"), value=mode)
+    embed.add_field(name=messages.text(language, "imagine.progress.ratio"), value=job.ratio)
+
+
+def progress_embed(
+    messages: Messages, language: str, job: Job, progress: Progress, *, dry_run: bool, now: datetime
+) -> discord.Embed:
+    embed = discord.Embed(
+        title=messages.text(language, "imagine.progress.title"), colour=EMBED_COLOUR
+    )
+    _request_fields(embed, messages, language, job)
+    lines = [status_text(messages, language, progress.status)]
+    if progress.submitted_at is not None:
+        lines.append(
+            messages.text(
+                language, "imagine.progress.started", when=timestamp(progress.submitted_at)
+            )
+        )
+    if progress.estimated_ready_at is not None:
+        if progress.estimated_ready_at > now:
+            eta = timestamp(progress.estimated_ready_at)
+            lines.append(messages.text(language, "imagine.progress.eta", when=eta))
+        else:
+            lines.append(messages.text(language, "imagine.progress.overdue"))
+    embed.add_field(
+        name=messages.text(language, "imagine.progress.status"),
+        value="\n".join(lines),
+        inline=False,
+    )
+    footer = messages.text(
+        language, "imagine.progress.footer", credits=job.cost, member=f"@{job.member_id}"
+    )
+    embed.set_footer(text=footer)
+    if dry_run:
+        embed.description = messages.text(language, "imagine.progress.dry_run")
+    return embed
+
+
+def result_embed(messages: Messages, language: str, job: Job, links: list[str]) -> discord.Embed:
+    embed = discord.Embed(
+        title=messages.text(language, "imagine.done.title"), colour=SUCCESS_COLOUR
+    )
+    _request_fields(embed, messages, language, job)
+    if links:
+        embed.description = "\n".join(links)
+    consumed = job.consumed_credits if job.consumed_credits is not None else job.cost
+    mode = messages.text(language, f"cmd.choice.mode_{job.mode}")
+    embed.set_footer(
+        text=messages.text(
+            language,
+            "imagine.done.footer",
+            credits=min(consumed, job.cost),
+            mode=mode,
+            ratio=job.ratio,
+        )
+    )
+    return embed
+
+
+def failure_embed(
+    messages: Messages,
+    language: str,
+    job: Job,
+    reason: FailureReason,
+    refunded: int,
+    *,
+    timeout_minutes: int,
+) -> discord.Embed:
+    key, params = failure_message(reason, job.error_text)
+    if reason is FailureReason.EXPIRED:
+        params["minutes"] = timeout_minutes
+    lines = [messages.text(language, key, **params)]
+    if refunded:
+        lines.append(messages.text(language, "imagine.failed.refunded", credits=refunded))
+    if job.task_id and reason is not FailureReason.REJECTED:
+        lines.append(messages.text(language, "imagine.failed.support", task_id=job.task_id))
+    embed = discord.Embed(
+        title=messages.text(language, "imagine.failed.title"),
+        description="\n\n".join(lines),
+        colour=FAILURE_COLOUR,
+    )
+    embed.add_field(
+        name=messages.text(language, "imagine.progress.prompt"), value=shorten(job.prompt, 300)
+    )
+    return embed
