@@ -76,7 +76,6 @@ class Settings:
     job_timeout_minutes: int = 30
     max_prompt_length: int = 2000
     max_image_bytes: int = 10 * 1024 * 1024
-    max_video_bytes: int = 200 * 1024 * 1024
     dev_guild_id: int | None = None
     owner_ids: frozenset[int] = field(default_factory=frozenset)
     budget_admins: BudgetAdmins = BudgetAdmins.GUILD
@@ -192,7 +191,6 @@ def settings_from_mapping(values: Mapping[str, str | None]) -> Settings:
         ),
         max_prompt_length=read.get("MAX_PROMPT_LENGTH", _parse_int(1), defaults.max_prompt_length),
         max_image_bytes=read.get("MAX_IMAGE_BYTES", _parse_int(1), defaults.max_image_bytes),
-        max_video_bytes=read.get("MAX_VIDEO_BYTES", _parse_int(1), defaults.max_video_bytes),
         dev_guild_id=read.get("DEV_GUILD_ID", _parse_snowflake, None),
         owner_ids=read.get("OWNER_IDS", _parse_id_list, frozenset()),
         budget_admins=read.get("BUDGET_ADMINS", _parse_budget_admins, BudgetAdmins.GUILD),
