@@ -108,6 +108,8 @@ class Poller:
     async def run(self) -> None:
         log.info("poller started")
         while not self._stopping:
+            # Cleared before the tick, so a wake-up that arrives during it is not lost.
+            self._wake.clear()
             try:
                 await self.tick()
                 delay = await self.seconds_until_due()
@@ -121,7 +123,6 @@ class Poller:
         if delay <= 0:
             await asyncio.sleep(0)
             return
-        self._wake.clear()
         sleeper = asyncio.ensure_future(self._clock.sleep(delay))
         waker = asyncio.ensure_future(self._wake.wait())
         try:

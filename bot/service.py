@@ -21,7 +21,6 @@ from bot.grok import (
     GrokClient,
     GrokError,
     InvalidRequestError,
-    RateLimitedError,
     SubmissionOutcomeUnknown,
     TaskPhase,
     TaskStatus,
@@ -182,7 +181,7 @@ class ImagineService:
             return await self._end_submission(
                 job, JobState.FAILED, FailureReason.SERVICE_UNAVAILABLE, str(error)
             )
-        except (RateLimitedError, GrokError) as error:
+        except GrokError as error:
             # Only errors raised before the request left us end up here: nothing was made.
             return await self._end_submission(
                 job, JobState.FAILED, FailureReason.SERVICE_BUSY, str(error)
@@ -216,7 +215,7 @@ class ImagineService:
         state = JobState(job.state)
         if state is JobState.CREATED:
             outcome = await self.submit(job.id)
-            if outcome.failure is None and self.notifier is not None:
+            if outcome.failure is None:
                 await self._notify_progress(outcome.job, "submitted")
         elif state is JobState.SUBMITTING:
             await self._finish_unsuccessfully(
@@ -386,7 +385,6 @@ class ImagineService:
                 error_code=reason.value,
                 error_text=text[:1000],
                 next_poll_at=None,
-                interaction_token=job.interaction_token,
             )
             if not moved:
                 return None

@@ -453,9 +453,10 @@ class ImagineCog(commands.Cog, name="Imagine"):
     ) -> discord.Message | None:
         """A message a previous attempt already posted for this job (it carries its buttons)."""
         marker = delete_custom_id(job.id)
+        own_id = self.bot.user.id if self.bot.user else None
         try:
             async for message in channel.history(limit=DELIVERY_LOOKBACK):
-                if message.author.id != self.bot.user.id if self.bot.user else True:
+                if message.author.id != own_id:
                     continue
                 for row in message.components:
                     for child in getattr(row, "children", ()):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from bot.jobs import JobState
 from bot.simulator import Fault, sample_video
 from tests.cogs.conftest import WAIT, BotHarness
@@ -220,3 +223,31 @@ async def test_reroll_makes_a_new_charged_job_and_survives_a_restart(harness: Bo
     assert rerolled.member_id == harness.bob.id
     await harness.wait_for_job(lambda job: job.reroll_of is not None and job.state == "delivered")
     assert await remaining_credits(harness) == 400 - 80
+
+
+async def test_a_crash_between_posting_and_recording_does_not_post_twice(
+    harness: BotHarness,
+) -> None:
+    await harness.start()
+    await harness.imagine(prompt="posted once")
+    await harness.wait_for_message(is_result)
+    job = await harness.wait_for_state(JobState.DELIVERED)
+    await harness.stop()
+    # What the store looks like when the process died right after Discord took the message.
+    engine = create_async_engine(harness.database_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE job SET state = 'delivering', delivered_at = NULL, "
+                "next_poll_at = created_at WHERE id = :id"
+            ),
+            {"id": job.id},
+        )
+    await engine.dispose()
+    await harness.start()
+    redelivered = await harness.wait_for_state(JobState.DELIVERED)
+    assert redelivered.delivery_attempts == 2
+    channel_id = harness.guild.text_channel.id
+    results = [m for m in harness.standin.messages_in(channel_id) if is_result(m)]
+    assert len(results) == 1
+    assert await remaining_credits(harness) == 360
