@@ -97,3 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_bot(settings))
     except KeyboardInterrupt:
         return 0
+    except OSError as error:
+        # The database or the API could not be reached at start-up.
+        log.error("imagine-bot could not start: %s", error)
+        return 1

@@ -32,6 +32,9 @@ class ImagineBot(commands.Bot):
     """imagine-bot's Discord side. Only slash commands: no privileged intents are needed."""
 
     def __init__(self, services: Services, *, sync_commands: bool = True, **options: Any) -> None:
+        # The bot never joins voice: the warnings about missing voice libraries are noise.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(

@@ -22,6 +22,10 @@ async def run_bot(settings: Settings) -> int:
     except discord.LoginFailure:
         log.error("Discord refused DISCORD_TOKEN: check the bot token in .env")
         return 2
+    except OSError as error:
+        # Network trouble is the operator's to fix, not a bug: one line, no traceback.
+        log.error("could not reach Discord: %s", error)
+        return 1
     finally:
         await services.close()
     return 0
