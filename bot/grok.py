@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -181,6 +181,15 @@ class SubmissionOutcomeUnknown(GrokError):
         super().__init__(f"generate request may or may not have created a task ({reason})")
 
 
+class SubmissionDeclined(GrokError):
+    """The caller's ``before_send`` said no at the last moment: nothing was sent."""
+
+
+# Called with a rate-limit slot in hand, just before the generate request goes out; returning
+# False cancels the send. Lets the caller record "may have been sent" only when it is true.
+BeforeSend = Callable[[], Awaitable[bool]]
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How hard to try: ``attempts`` includes the first; delays are in clock seconds."""
@@ -243,11 +252,18 @@ class GrokClient:
     def __repr__(self) -> str:
         return f"GrokClient(base_url={self._base_url!r})"
 
-    async def submit(self, request: GenerateRequest, *, idempotency_key: str) -> str:
+    async def submit(
+        self,
+        request: GenerateRequest,
+        *,
+        idempotency_key: str,
+        before_send: BeforeSend | None = None,
+    ) -> str:
         """Start a generation; returns its ``task_id``.
 
         Raises ``SubmissionOutcomeUnknown`` whenever the request may have reached the server
         without a usable answer; every other ``GrokError`` means no task was created.
+        ``before_send`` runs before every send attempt, after the rate-limit wait.
         """
         if not idempotency_key:
             raise ValueError("an idempotency key is required")
@@ -257,7 +273,12 @@ class GrokClient:
             last_attempt = attempt == self._retry.attempts
             try:
                 answer = await self._exchange(
-                    "POST", _GENERATE_PATH, keep_free=0, json_body=body, key=idempotency_key
+                    "POST",
+                    _GENERATE_PATH,
+                    keep_free=0,
+                    json_body=body,
+                    key=idempotency_key,
+                    before_send=before_send,
                 )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
                 # The connection never opened, so the request was never written.
@@ -339,6 +360,7 @@ class GrokClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         key: str | None = None,
+        before_send: BeforeSend | None = None,
     ) -> _Answer:
         """One request through the rate limiter; transport failures propagate as aiohttp's."""
         headers = {
@@ -353,6 +375,8 @@ class GrokClient:
         data = json.dumps(json_body).encode() if json_body is not None else None
         await self._limiter.acquire(keep_free=keep_free)
         try:
+            if before_send is not None and not await before_send():
+                raise SubmissionDeclined("the submission was withdrawn before it was sent")
             async with self._session.request(
                 method,
                 self._base_url + path,

@@ -21,6 +21,7 @@ from bot.grok import (
     GrokClient,
     GrokError,
     InvalidRequestError,
+    SubmissionDeclined,
     SubmissionOutcomeUnknown,
     TaskPhase,
     TaskStatus,
@@ -28,14 +29,15 @@ from bot.grok import (
 )
 from bot.jobs import JobState, JobStore, NewJob
 from bot.models import Job
-from bot.schedule import DurationModel, PollPlanner
+from bot.schedule import DurationModel, PollSchedule
 
 log = logging.getLogger(__name__)
 
 # A CREATED job whose submitting request died with its process is picked up after this long.
 SUBMIT_GRACE = timedelta(seconds=60)
 # A SUBMITTING job not heard of for this long lost its answer: its outcome is unknown.
-SUBMIT_OUTCOME_DEADLINE = timedelta(minutes=3)
+# Longer than the client can spend on one submission (timeouts, retries, 429 waits).
+SUBMIT_OUTCOME_DEADLINE = timedelta(minutes=5)
 # How long a worker holds a job it is delivering before another may retry it.
 DELIVERY_LEASE = timedelta(minutes=2)
 MAX_DELIVERY_ATTEMPTS = 5
@@ -101,7 +103,7 @@ class ImagineService:
         client: GrokClient,
         clock: Clock,
         durations: DurationModel,
-        planner: PollPlanner,
+        planner: PollSchedule,
         credits_per_video: int,
         job_timeout: timedelta,
     ) -> None:
@@ -142,50 +144,45 @@ class ImagineService:
         return job
 
     async def submit(self, job_id: str) -> SubmitOutcome:
-        """Send a CREATED job to the API exactly once and record the outcome."""
-        now = self.clock.now()
+        """Send a CREATED job to the API exactly once and record the outcome.
+
+        The job becomes SUBMITTING only at the last moment, with a rate-limit slot in hand and
+        the request about to leave: until then a crash leaves it CREATED, safe to send later.
+        """
         async with self.database.transaction() as session:
-            claimed = await self.jobs.transition(
-                session,
-                job_id,
-                JobState.CREATED,
-                JobState.SUBMITTING,
-                next_poll_at=now + SUBMIT_OUTCOME_DEADLINE,
-            )
             job = await self.jobs.get(session, job_id)
         assert job is not None
-        if not claimed:
+        if job.state != JobState.CREATED:
             return SubmitOutcome(job)
+        claimed = False
+
+        async def mark_submitting() -> bool:
+            nonlocal claimed
+            if not claimed:
+                async with self.database.transaction() as session:
+                    claimed = await self.jobs.transition(
+                        session,
+                        job_id,
+                        JobState.CREATED,
+                        JobState.SUBMITTING,
+                        next_poll_at=self.clock.now() + SUBMIT_OUTCOME_DEADLINE,
+                    )
+            return claimed
+
         request = GenerateRequest(
             prompt=job.prompt, mode=job.mode, ratio=job.ratio, images=tuple(job.image_urls)
         )
         try:
-            task_id = await self.client.submit(request, idempotency_key=job.idempotency_key)
-        except InvalidRequestError as error:
-            return await self._end_submission(
-                job, JobState.REJECTED, FailureReason.REJECTED, error.message
+            task_id = await self.client.submit(
+                request, idempotency_key=job.idempotency_key, before_send=mark_submitting
             )
-        except SubmissionOutcomeUnknown as error:
-            log.error(
-                "submission of job %s has an unknown outcome (idempotency key %s): %r; "
-                "refunding the server, check the API account for a stray task",
-                job.id,
-                job.idempotency_key,
-                error.cause,
-            )
-            return await self._end_submission(
-                job, JobState.FAILED, FailureReason.OUTCOME_UNKNOWN, str(error)
-            )
-        except UnauthorizedError as error:
-            log.critical("the GrokImagine API refused our token: check GROK_API_TOKEN")
-            return await self._end_submission(
-                job, JobState.FAILED, FailureReason.SERVICE_UNAVAILABLE, str(error)
-            )
+        except SubmissionDeclined:
+            return SubmitOutcome(job)  # another worker took it first
         except GrokError as error:
-            # Only errors raised before the request left us end up here: nothing was made.
-            return await self._end_submission(
-                job, JobState.FAILED, FailureReason.SERVICE_BUSY, str(error)
-            )
+            from_state = JobState.SUBMITTING if claimed else JobState.CREATED
+            to_state, reason, text = self._submission_failure(job, error)
+            ended = await self._finish_unsuccessfully(job, from_state, to_state, reason, text)
+            return SubmitOutcome(ended or job, failure=reason)
         submitted = self.clock.now()
         async with self.database.transaction() as session:
             await self.jobs.transition(
@@ -202,11 +199,25 @@ class ImagineService:
         log.info("job %s submitted as task %s", job.id, task_id)
         return SubmitOutcome(job)
 
-    async def _end_submission(
-        self, job: Job, state: JobState, reason: FailureReason, text: str
-    ) -> SubmitOutcome:
-        ended = await self._finish_unsuccessfully(job, JobState.SUBMITTING, state, reason, text)
-        return SubmitOutcome(ended or job, failure=reason)
+    @staticmethod
+    def _submission_failure(job: Job, error: GrokError) -> tuple[JobState, FailureReason, str]:
+        """How a submission that raised ends: the state, the reason, the text kept."""
+        if isinstance(error, InvalidRequestError):
+            return JobState.REJECTED, FailureReason.REJECTED, error.message
+        if isinstance(error, SubmissionOutcomeUnknown):
+            log.error(
+                "submission of job %s has an unknown outcome (idempotency key %s): %r; "
+                "refunding the server, check the API account for a stray task",
+                job.id,
+                job.idempotency_key,
+                error.cause,
+            )
+            return JobState.FAILED, FailureReason.OUTCOME_UNKNOWN, str(error)
+        if isinstance(error, UnauthorizedError):
+            log.critical("the GrokImagine API refused our token: check GROK_API_TOKEN")
+            return JobState.FAILED, FailureReason.SERVICE_UNAVAILABLE, str(error)
+        # Anything else was raised before a request left us: nothing was made.
+        return JobState.FAILED, FailureReason.SERVICE_BUSY, str(error)
 
     # --- the poller's steps -----------------------------------------------------------------
 

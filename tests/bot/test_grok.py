@@ -29,6 +29,7 @@ from bot.grok import (
     RateLimitedError,
     RetryPolicy,
     ServerError,
+    SubmissionDeclined,
     SubmissionOutcomeUnknown,
     TaskPhase,
     TaskStatus,
@@ -736,3 +737,26 @@ async def test_a_429_with_only_a_reset_header_is_waited_out(
         await server.close()
     assert clock.monotonic() - started >= 25.0
     assert server.seen == ["POST /v1/generate"] * 2
+
+
+async def test_before_send_runs_with_a_slot_in_hand_and_can_withdraw(
+    client: GrokClient, simulator: Simulator, clock: FakeClock
+) -> None:
+    calls: list[int] = []
+
+    async def decline() -> bool:
+        calls.append(simulator.count("POST", "/v1/generate"))
+        return False
+
+    with pytest.raises(SubmissionDeclined):
+        await drive(clock, client.submit(REQUEST, idempotency_key=KEY, before_send=decline))
+    assert calls == [0]
+    assert simulator.count("POST", "/v1/generate") == 0
+
+    async def accept() -> bool:
+        calls.append(simulator.count("POST", "/v1/generate"))
+        return True
+
+    task_id = await drive(clock, client.submit(REQUEST, idempotency_key=KEY, before_send=accept))
+    assert task_id in simulator.tasks
+    assert calls == [0, 0]

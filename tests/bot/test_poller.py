@@ -319,3 +319,30 @@ def test_fair_pressures_share_the_rate_max_min_fairly() -> None:
     even = fair_pressures({1: 2.0, 2: 2.0}, capacity=1.0)
     assert even[1] == even[2] == pytest.approx(4.0)
     assert fair_pressures({}, capacity=1.0) == {}
+
+
+async def test_two_workers_submitting_one_job_send_one_request(world: World) -> None:
+    job = await world.new_job(submit=False)
+    outcomes = await world.drive(
+        asyncio.gather(world.service.submit(job.id), world.service.submit(job.id))
+    )
+    assert world.simulator.count("POST", "/v1/generate") == 1
+    assert {outcome.failure for outcome in outcomes} == {None}
+    assert (await world.job(job.id)).state == JobState.RUNNING
+
+
+async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: World) -> None:
+    limiter = world.poller._limiter
+    for _ in range(limiter.available()):
+        await limiter.acquire()  # the whole minute's budget is taken by others
+    job = await world.new_job(submit=False)
+    waiting = asyncio.ensure_future(world.service.submit(job.id))
+    await world.clock.settle()
+    # Nothing has been sent, so after a crash now the job could be sent without doubt.
+    assert (await world.job(job.id)).state == JobState.CREATED
+    assert world.simulator.count("POST", "/v1/generate") == 0
+    for _ in range(limiter.in_flight):
+        limiter.release()
+    await world.drive(waiting)
+    assert (await world.job(job.id)).state == JobState.RUNNING
+    assert world.simulator.count("POST", "/v1/generate") == 1
