@@ -295,6 +295,10 @@ class Budgets:
 
         await self._touch(session, guild_id)
         budget = await self._load(session, guild_id, lock=True)
+        kept_cap = None if clear_member_cap or member_cap is not None else budget.member_cap
+        if kept_cap is not None and kept_cap > credits:
+            # Lowering the budget below the cap already in force: the cap must come down too.
+            raise BudgetChangeRefused("cap_above_limit")
         now = self._clock.now()
         values: dict[str, Any] = {
             "limit_credits": credits,

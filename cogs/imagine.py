@@ -289,8 +289,11 @@ class ImagineCog(commands.Cog, name="Imagine"):
         language = language_for(interaction)
         async with self.services.database.transaction() as session:
             job = await self.services.jobs.get(session, job_id)
-        permissions = getattr(interaction.user, "guild_permissions", None)
-        is_admin = bool(permissions and (permissions.manage_guild or permissions.manage_messages))
+        # Discord sends the member's resolved permissions with every interaction.
+        permissions = interaction.permissions
+        is_admin = (
+            permissions.manage_guild or permissions.manage_messages or permissions.administrator
+        )
         is_owner = interaction.user.id in self.services.settings.owner_ids
         if job is None or not (job.member_id == interaction.user.id or is_admin or is_owner):
             await interaction.response.send_message(

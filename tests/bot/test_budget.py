@@ -524,3 +524,22 @@ async def test_check_ledger_reports_tampering(database: Database, budgets: Budge
         await tamper()
 
     assert tampered.value.args[0] == [f"guild {GUILD}: balance 360 != ledger sum 365"]
+
+
+async def test_lowering_the_budget_below_the_member_cap_is_refused(database, clock) -> None:
+    budgets = Budgets(default_guild_credits=0, clock=clock)
+    async with database.transaction() as session:
+        await budgets.set_budget(
+            session, 77, credits=400, period=None, member_cap=200, actor_id=1, may_raise=True
+        )
+    with pytest.raises(BudgetChangeRefused) as refused:
+        async with database.transaction() as session:
+            await budgets.set_budget(
+                session, 77, credits=100, period=None, member_cap=None, actor_id=1, may_raise=True
+            )
+    assert refused.value.reason == "cap_above_limit"
+    async with database.transaction() as session:
+        view = await budgets.set_budget(
+            session, 77, credits=100, period=None, member_cap=50, actor_id=1, may_raise=True
+        )
+    assert (view.limit, view.member_cap) == (100, 50)

@@ -251,3 +251,13 @@ async def test_a_crash_between_posting_and_recording_does_not_post_twice(
     results = [m for m in harness.standin.messages_in(channel_id) if is_result(m)]
     assert len(results) == 1
     assert await remaining_credits(harness) == 360
+
+
+async def test_an_admin_can_delete_anyones_video(harness: BotHarness) -> None:
+    await harness.start()
+    await harness.imagine(prompt="moderated")
+    result = await harness.wait_for_message(is_result)
+    delete_id = next(c for c in result.custom_ids() if c.startswith("imagine:delete:"))
+    click = await harness.standin.click_button(result, delete_id, harness.admin)
+    await harness.standin.wait_until_acked(click, limit=WAIT)
+    await harness.standin.wait_for(lambda: result.deleted or None, limit=WAIT)
