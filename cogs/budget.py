@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Services
-from bot.budget import BudgetView, Period
+from bot.budget import BudgetChangeRefused, BudgetView, Period
 from bot.config import BudgetAdmins
 from bot.errors import InvalidInput, MissingPermission
 from bot.i18n import Messages, format_number
@@ -34,6 +34,16 @@ PERIOD_CHOICES = [
 ]
 
 
+def parse_period(value: str | None) -> Period | None:
+    """The chosen period; Discord offers only the choices, but the bot does not rely on it."""
+    if value is None:
+        return None
+    try:
+        return Period(value)
+    except ValueError:
+        raise BudgetChangeRefused("unknown_period") from None
+
+
 def _signed(language: str, amount: int) -> str:
     number = format_number(language, abs(amount))
     return f"+{number}" if amount > 0 else (f"-{number}" if amount < 0 else "±0")
@@ -42,12 +52,11 @@ def _signed(language: str, amount: int) -> str:
 def budget_embed(
     messages: Messages, language: str, view: BudgetView, credits_per_video: int
 ) -> discord.Embed:
+    per_video = max(credits_per_video, 1)
+
     def amount(value: int) -> str:
         return messages.text(
-            language,
-            "units.credits_videos",
-            credits=value,
-            videos=max(value, 0) // max(credits_per_video, 1),
+            language, "units.credits_videos", credits=value, videos=max(value, 0) // per_video
         )
 
     embed = discord.Embed(title=messages.text(language, "budget.view.title"), colour=EMBED_COLOUR)
@@ -73,11 +82,22 @@ def budget_embed(
     embed.add_field(name=messages.text(language, "budget.view.resets"), value=resets)
     if view.member_used is not None:
         if view.member_cap is not None:
+            # What the member can still make: their cap, unless the server runs out first.
+            left = min(max(view.member_cap - view.member_used, 0), view.remaining)
             yours = messages.text(
-                language, "budget.view.your_cap", used=view.member_used, cap=view.member_cap
+                language,
+                "budget.view.your_cap",
+                used=view.member_used,
+                cap=view.member_cap,
+                videos=left // per_video,
             )
         else:
-            yours = messages.text(language, "budget.view.your_use", used=view.member_used)
+            yours = messages.text(
+                language,
+                "budget.view.your_use",
+                used=view.member_used,
+                videos=view.member_used // per_video,
+            )
         embed.add_field(
             name=messages.text(language, "budget.view.yours"), value=yours, inline=False
         )
@@ -173,6 +193,9 @@ class HistoryPageButton(
 class BudgetCog(commands.Cog, name="Budget"):
     """The /budget command group."""
 
+    # Discord takes default_member_permissions only on a top-level command, and /budget show is
+    # for every member, so the group stays visible and each admin subcommand checks the
+    # member's permissions itself (``_require_admin``), before doing anything else.
     budget = app_commands.Group(
         name=text("budget", "cmd.budget.name"),
         description=text("This server's video budget", "cmd.budget.description"),
@@ -190,11 +213,12 @@ class BudgetCog(commands.Cog, name="Budget"):
         return user.id in self.services.settings.owner_ids
 
     def _require_admin(self, interaction: discord.Interaction) -> None:
-        """Checked on every call: server settings can make these commands visible to anyone."""
+        """Checked on every call: the admin subcommands are visible to every member."""
         if self._is_owner(interaction.user):
             return
-        permissions = getattr(interaction.user, "guild_permissions", None)
-        if permissions is None or not permissions.manage_guild:
+        # The permissions Discord resolved for this very interaction, not the role cache.
+        permissions = interaction.permissions
+        if not (permissions.manage_guild or permissions.administrator):
             raise MissingPermission("error.manage_server")
 
     def _may_raise(self, interaction: discord.Interaction) -> bool:
@@ -255,15 +279,16 @@ class BudgetCog(commands.Cog, name="Budget"):
         period: str | None = None,
         per_member: app_commands.Range[int, 0, 100_000_000] | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         self._require_admin(interaction)
+        chosen_period = parse_period(period)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         async with self.services.database.transaction() as session:
             view = await self.services.budgets.set_budget(
                 session,
                 interaction.guild_id,
                 credits=amount,
-                period=Period(period) if period is not None else None,
+                period=chosen_period,
                 member_cap=per_member or None,
                 clear_member_cap=per_member == 0,
                 actor_id=interaction.user.id,
@@ -287,10 +312,10 @@ class BudgetCog(commands.Cog, name="Budget"):
         interaction: discord.Interaction,
         amount: app_commands.Range[int, -100_000_000, 100_000_000],
     ) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         self._require_admin(interaction)
         if amount == 0:
             raise InvalidInput("budget.error.zero_amount")
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         async with self.services.database.transaction() as session:
             view = await self.services.budgets.add_credits(
@@ -307,8 +332,8 @@ class BudgetCog(commands.Cog, name="Budget"):
         description=text("Recent budget entries (Manage Server)", "cmd.budget.history_description"),
     )
     async def history(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         self._require_admin(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         await self.show_history_page(interaction, interaction.guild_id, 0, edit=False)
 
@@ -319,8 +344,8 @@ class BudgetCog(commands.Cog, name="Budget"):
         ),
     )
     async def usage(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
         self._require_admin(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
         language = language_for(interaction)
         per_video = max(self.services.settings.credits_per_video, 1)
