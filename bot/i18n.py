@@ -2,7 +2,7 @@
 
 Every text a member or admin can read comes from here, chosen by the interaction's locale, then
 the server's, then English. Placeholders are ``str.format`` fields; integers and floats passed
-as parameters are formatted for the language.
+as parameters are formatted for the language, and integers named ``*_bytes`` as file sizes.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ SUPPORTED_LANGUAGES = ("en", "de")
 
 # Thousands and decimal separators per language.
 _SEPARATORS = {"en": (",", "."), "de": (".", ",")}
+# Parameters with this suffix hold a byte count and read as a file size ("10 MB").
+_SIZE_SUFFIX = "_bytes"
+_SIZE_UNITS = (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024))
 
 
 def language_of(locale: str | None) -> str | None:
@@ -41,6 +44,15 @@ def format_number(language: str, value: float, decimals: int = 0) -> str:
     thousands, decimal = _SEPARATORS.get(language, _SEPARATORS[DEFAULT_LANGUAGE])
     text = f"{value:,.{decimals}f}"
     return text.replace(",", "\0").replace(".", decimal).replace("\0", thousands)
+
+
+def format_size(language: str, size_bytes: int) -> str:
+    """``10485760`` → ``"10 MB"``; ``1572864`` → ``"1.5 MB"`` (``"1,5 MB"`` in German)."""
+    for unit, factor in _SIZE_UNITS:
+        if size_bytes >= factor:
+            value = round(size_bytes / factor, 1)
+            return f"{format_number(language, value, 0 if value.is_integer() else 1)} {unit}"
+    return f"{format_number(language, size_bytes)} B"
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -98,13 +110,17 @@ class Messages:
 
     def text(self, language: str, key: str, /, **params: Any) -> str:
         """The message ``key`` in ``language`` with its placeholders filled in."""
-        formatted = {name: self._format_value(language, value) for name, value in params.items()}
+        formatted = {
+            name: self._format_value(language, name, value) for name, value in params.items()
+        }
         return self.template(language, key).format(**formatted)
 
     @staticmethod
-    def _format_value(language: str, value: Any) -> Any:
+    def _format_value(language: str, name: str, value: Any) -> Any:
         if isinstance(value, bool):
             return value
+        if isinstance(value, int) and name.endswith(_SIZE_SUFFIX):
+            return format_size(language, value)
         if isinstance(value, int):
             return format_number(language, value)
         if isinstance(value, float):

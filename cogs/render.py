@@ -39,7 +39,8 @@ def shorten(text: str, limit: int = PROMPT_PREVIEW) -> str:
 
 
 def status_text(messages: Messages, language: str, status: str) -> str:
-    key = f"imagine.status.{status}"
+    # The API's status strings are loosely documented; their case carries no meaning.
+    key = f"imagine.status.{status.strip().lower()}"
     if messages.has(key):
         return messages.text(language, key)
     return messages.text(language, "imagine.status.other", status=shorten(status, 40))
