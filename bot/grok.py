@@ -40,9 +40,11 @@ _STATUS_PATH = "/v1/status"
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5, sock_read=20)
 _MAX_MESSAGE_CHARS = 300  # API texts end up in logs and Discord messages: keep them short
 
-_COMPLETED = frozenset({"completed", "succeeded", "success"})
-_FAILED = frozenset({"failed", "error", "cancelled", "canceled"})
-_PENDING = frozenset({"pending", "queued", "processing", "running", "in_progress", "generating"})
+COMPLETED_STATUSES = frozenset({"completed", "succeeded", "success"})
+FAILED_STATUSES = frozenset({"failed", "error", "cancelled", "canceled"})
+PENDING_STATUSES = frozenset(
+    {"pending", "queued", "processing", "running", "in_progress", "generating"}
+)
 
 
 def _user_agent() -> str:
@@ -104,11 +106,11 @@ class TaskStatus:
     @property
     def phase(self) -> TaskPhase:
         value = self.status.strip().lower()
-        if value in _COMPLETED:
+        if value in COMPLETED_STATUSES:
             return TaskPhase.COMPLETED
-        if value in _FAILED:
+        if value in FAILED_STATUSES:
             return TaskPhase.FAILED
-        if value in _PENDING:
+        if value in PENDING_STATUSES:
             return TaskPhase.PENDING
         return TaskPhase.UNKNOWN
 

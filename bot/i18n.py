@@ -127,6 +127,11 @@ class Messages:
             return format_number(language, value, decimals=1)
         return value
 
+    def videos(self, language: str, count: int) -> str:
+        """ "1 video", "3 videos" (and German forms): the one count that needs a plural."""
+        key = "units.video_one" if count == 1 else "units.video_other"
+        return self.text(language, key, count=count)
+
     def duration(self, language: str, seconds: float) -> str:
         """A short human duration: "45 s", "3 min 20 s", "2 h 5 min" (and German forms)."""
         total = max(0, round(seconds))

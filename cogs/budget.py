@@ -56,7 +56,10 @@ def budget_embed(
 
     def amount(value: int) -> str:
         return messages.text(
-            language, "units.credits_videos", credits=value, videos=max(value, 0) // per_video
+            language,
+            "units.credits_videos",
+            credits=value,
+            videos=messages.videos(language, max(value, 0) // per_video),
         )
 
     embed = discord.Embed(title=messages.text(language, "budget.view.title"), colour=EMBED_COLOUR)
@@ -89,14 +92,14 @@ def budget_embed(
                 "budget.view.your_cap",
                 used=view.member_used,
                 cap=view.member_cap,
-                videos=left // per_video,
+                videos=messages.videos(language, left // per_video),
             )
         else:
             yours = messages.text(
                 language,
                 "budget.view.your_use",
                 used=view.member_used,
-                videos=view.member_used // per_video,
+                videos=messages.videos(language, view.member_used // per_video),
             )
         embed.add_field(
             name=messages.text(language, "budget.view.yours"), value=yours, inline=False
@@ -358,7 +361,7 @@ class BudgetCog(commands.Cog, name="Budget"):
                 rank=rank,
                 member=mention(member_id),
                 credits=used,
-                videos=used // per_video,
+                videos=self.messages.videos(language, used // per_video),
             )
             for rank, (member_id, used) in enumerate(rows[:USAGE_LINES], start=1)
         ]

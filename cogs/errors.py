@@ -38,7 +38,7 @@ def budget_refusal_text(
             language,
             "budget.refused.guild",
             remaining=error.remaining,
-            videos=error.remaining // max(credits_per_video, 1),
+            videos=messages.videos(language, error.remaining // max(credits_per_video, 1)),
             cost=error.cost,
         )
     extra = (

@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.app import Services
-from bot.errors import MissingPermission
+from bot.errors import InvalidInput
 from bot.jobs import NewJob
 from bot.models import Job
 from bot.service import Delivery, FailureReason, Progress
@@ -271,7 +271,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
             async with self.services.database.transaction() as session:
                 original = await self.services.jobs.get(session, job_id)
             if original is None or original.guild_id != interaction.guild_id:
-                raise MissingPermission("imagine.delete.not_allowed")
+                raise InvalidInput("imagine.reroll.unavailable")
             await self._start_job(
                 interaction,
                 prompt=original.prompt,
@@ -357,10 +357,14 @@ class ImagineCog(commands.Cog, name="Imagine"):
         )
         webhook = self._interaction_webhook(job)
         if webhook is not None:
-            with contextlib.suppress(discord.NotFound):
+            try:
                 await webhook.edit_message(
                     "@original", content=None, embed=embed, allowed_mentions=NO_PINGS
                 )
+            except discord.HTTPException as error:
+                if not _token_is_gone(error):
+                    raise
+            else:
                 return
         channel = await self._channel(job.channel_id)
         await channel.send(
@@ -422,7 +426,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
                     wait=True,
                 )
             except discord.HTTPException as error:
-                if error.code != INVALID_WEBHOOK_TOKEN and error.status != 401:
+                if not _token_is_gone(error):
                     raise
                 log.info(
                     "interaction token of job %s is no longer valid; posting to the channel", job.id
@@ -468,6 +472,11 @@ class ImagineCog(commands.Cog, name="Imagine"):
         except discord.HTTPException:
             log.warning("could not read channel history to check job %s", job.id, exc_info=True)
         return None
+
+
+def _token_is_gone(error: discord.HTTPException) -> bool:
+    """The interaction's webhook no longer works: expired token, or the message is gone."""
+    return error.code == INVALID_WEBHOOK_TOKEN or error.status in {401, 404}
 
 
 def _nonce(job: Job, purpose: str) -> str:

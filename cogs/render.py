@@ -82,10 +82,8 @@ def progress_embed(
         value="\n".join(lines),
         inline=False,
     )
-    footer = messages.text(
-        language, "imagine.progress.footer", credits=job.cost, member=f"@{job.member_id}"
-    )
-    embed.set_footer(text=footer)
+    # Discord already shows who used the command above the message.
+    embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
     if dry_run:
         embed.description = messages.text(language, "imagine.progress.dry_run")
     return embed

@@ -7,8 +7,8 @@ from typing import get_args
 import pytest
 
 from bot.budget import BudgetChangeReason, LedgerKind, Period
-from bot.grok import _PENDING as API_PENDING_STATUSES
 from bot.grok import MODES
+from bot.grok import PENDING_STATUSES as API_PENDING_STATUSES
 from bot.i18n import (
     Messages,
     format_number,
@@ -234,3 +234,14 @@ def test_every_catalog_key_is_used(messages, source_keys):
         f"{prefix}{value}" for prefix, values in COMPUTED_KEYS.items() for value in values
     }
     assert sorted(messages.keys("en") - used) == []
+
+
+def test_video_counts_agree_with_their_number(messages):
+    assert messages.videos("en", 1) == "1 video"
+    assert messages.videos("en", 0) == "0 videos"
+    assert messages.videos("de", 1) == "1 Video"
+    assert messages.videos("de", 1200) == "1.200 Videos"
+    assert (
+        messages.text("de", "units.credits_videos", credits=40, videos=messages.videos("de", 1))
+        == "40 Credits (1 Video)"
+    )

@@ -165,10 +165,17 @@ async def test_german_refusal_of_an_empty_budget(harness: BotHarness, messages: 
     await harness.start(DEFAULT_GUILD_CREDITS="0")
     record = await harness.imagine(locale="de", prompt="eine Katze")
     shown = await private_reply(harness, record)
-    expected = messages.text("de", "budget.refused.guild", remaining=0, videos=0, cost=40)
+    expected = messages.text(
+        "de", "budget.refused.guild", remaining=0, videos=messages.videos("de", 0), cost=40
+    )
     assert expected in shown
     assert messages.text("de", "budget.refused.ask_admin") in shown
-    assert messages.text("en", "budget.refused.guild", remaining=0, videos=0, cost=40) not in shown
+    assert (
+        messages.text(
+            "en", "budget.refused.guild", remaining=0, videos=messages.videos("en", 0), cost=40
+        )
+        not in shown
+    )
     assert harness.simulator.count("POST", "/v1/generate") == 0
 
 
@@ -181,7 +188,9 @@ async def test_german_refusal_groups_large_numbers_the_german_way(
     assert "1.030" in shown
     assert "2.000" in shown
     assert "1,030" not in shown
-    expected = messages.text("de", "budget.refused.guild", remaining=1030, videos=0, cost=2000)
+    expected = messages.text(
+        "de", "budget.refused.guild", remaining=1030, videos=messages.videos("de", 0), cost=2000
+    )
     assert expected in shown
 
 
