@@ -267,7 +267,7 @@ class BudgetCog(commands.Cog, name="Budget"):
         per_member=text("per_member", "cmd.budget.per_member_name"),
     )
     @app_commands.describe(
-        amount=text("Credits per period (a video costs 40)", "cmd.budget.credits_set_description"),
+        amount=text("Credits per period", "cmd.budget.credits_set_description"),
         period=text("When the budget resets (default: unchanged)", "cmd.budget.period_description"),
         per_member=text(
             "Most credits one member may use per period (0 removes the cap)",

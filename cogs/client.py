@@ -51,13 +51,13 @@ class ImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         from cogs.budget import BudgetCog, HistoryPageButton
-        from cogs.imagine import DeleteButton, ImagineCog, RerollButton
+        from cogs.imagine import ImagineCog, ResultButton
 
         await self.tree.set_translator(CatalogTranslator(self.services.messages))
         await self.add_cog(ImagineCog(self, self.services))
         await self.add_cog(BudgetCog(self, self.services))
         # Result and history buttons keep working after a restart: their state is in custom_id.
-        self.add_dynamic_items(RerollButton, DeleteButton, HistoryPageButton)
+        self.add_dynamic_items(ResultButton, HistoryPageButton)
         if self._sync_commands:
             await self.sync_commands()
 

@@ -65,20 +65,30 @@ def delete_custom_id(job_id: str) -> str:
     return f"imagine:delete:{job_id}"
 
 
-class RerollButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:reroll:(?P<job>[0-9a-f]{32})"
-):
-    """Make another video with the same parameters, charged to whoever clicks."""
+# How each result button looks: emoji and style.
+_BUTTON_LOOKS = {
+    "reroll": ("🔁", discord.ButtonStyle.secondary),
+    "delete": ("🗑️", discord.ButtonStyle.danger),
+}
 
-    def __init__(self, job_id: str, label: str = "Reroll") -> None:
+
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"imagine:(?P<action>reroll|delete):(?P<job>[0-9a-f]{32})",
+):
+    """Reroll (same request again, charged to whoever clicks) or Delete (requester or admin).
+
+    The job id lives in the custom_id, so the buttons keep working after a restart.
+    """
+
+    def __init__(self, action: str, job_id: str, label: str) -> None:
+        emoji, style = _BUTTON_LOOKS[action]
         super().__init__(
             discord.ui.Button(
-                label=label,
-                emoji="🔁",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"imagine:reroll:{job_id}",
+                label=label, emoji=emoji, style=style, custom_id=f"imagine:{action}:{job_id}"
             )
         )
+        self.action = action
         self.job_id = job_id
 
     @classmethod
@@ -88,45 +98,16 @@ class RerollButton(
         item: discord.ui.Button[Any],
         match: re.Match[str],
         /,
-    ) -> RerollButton:
-        return cls(match["job"])
+    ) -> ResultButton:
+        return cls(match["action"], match["job"], item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog(ImagineCog.__cog_name__)
         assert isinstance(cog, ImagineCog)
-        await cog.reroll(interaction, self.job_id)
-
-
-class DeleteButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"imagine:delete:(?P<job>[0-9a-f]{32})"
-):
-    """Remove a posted video: the requester or a server admin."""
-
-    def __init__(self, job_id: str, label: str = "Delete") -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                emoji="🗑️",
-                style=discord.ButtonStyle.danger,
-                custom_id=delete_custom_id(job_id),
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
-        match: re.Match[str],
-        /,
-    ) -> DeleteButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog(ImagineCog.__cog_name__)
-        assert isinstance(cog, ImagineCog)
-        await cog.delete_result(interaction, self.job_id)
+        if self.action == "reroll":
+            await cog.reroll(interaction, self.job_id)
+        else:
+            await cog.delete_result(interaction, self.job_id)
 
 
 def _is_nsfw(channel: object) -> bool:
@@ -407,8 +388,11 @@ class ImagineCog(commands.Cog, name="Imagine"):
             if video.path is None
         ]
         view = discord.ui.View(timeout=None)
-        view.add_item(RerollButton(job.id, self.messages.text(language, "imagine.button.reroll")))
-        view.add_item(DeleteButton(job.id, self.messages.text(language, "imagine.button.delete")))
+        for action, key in (
+            ("reroll", "imagine.button.reroll"),
+            ("delete", "imagine.button.delete"),
+        ):
+            view.add_item(ResultButton(action, job.id, self.messages.text(language, key)))
         content = self.messages.text(
             language, "imagine.done.content", mention=mention(job.member_id)
         )
