@@ -117,6 +117,9 @@ class ImagineService:
         self.credits_per_video = credits_per_video
         self.job_timeout = job_timeout
         self.notifier: JobNotifier | None = None
+        # Jobs this process is submitting right now (possibly still waiting for a rate-limit
+        # slot): the poller leaves them alone instead of queueing a second attempt.
+        self._submitting: set[str] = set()
 
     def attach_notifier(self, notifier: JobNotifier) -> None:
         self.notifier = notifier
@@ -152,8 +155,17 @@ class ImagineService:
         async with self.database.transaction() as session:
             job = await self.jobs.get(session, job_id)
         assert job is not None
-        if job.state != JobState.CREATED:
+        if job.state != JobState.CREATED or job_id in self._submitting:
             return SubmitOutcome(job)
+        self._submitting.add(job_id)
+        try:
+            return await self._submit_created(job)
+        finally:
+            self._submitting.discard(job_id)
+
+    async def _submit_created(self, job: Job) -> SubmitOutcome:
+        """Submit a job read as CREATED; a worker elsewhere may be racing for it."""
+        job_id = job.id
         claimed = False
 
         async def mark_submitting() -> bool:

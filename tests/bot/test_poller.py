@@ -322,13 +322,40 @@ def test_fair_pressures_share_the_rate_max_min_fairly() -> None:
 
 
 async def test_two_workers_submitting_one_job_send_one_request(world: World) -> None:
-    job = await world.new_job(submit=False)
-    outcomes = await world.drive(
-        asyncio.gather(world.service.submit(job.id), world.service.submit(job.id))
+    # A second process: its own service over the same database and API key.
+    other = ImagineService(
+        database=world.database,
+        budgets=world.budgets,
+        jobs=world.jobs,
+        client=world.service.client,
+        clock=world.clock,
+        durations=world.service.durations,
+        planner=world.service.planner,
+        credits_per_video=40,
+        job_timeout=timedelta(minutes=5),
     )
+    job = await world.new_job(submit=False)
+    outcomes = await world.drive(asyncio.gather(world.service.submit(job.id), other.submit(job.id)))
     assert world.simulator.count("POST", "/v1/generate") == 1
     assert {outcome.failure for outcome in outcomes} == {None}
     assert (await world.job(job.id)).state == JobState.RUNNING
+
+
+async def test_the_poller_leaves_a_job_this_process_is_submitting_alone(world: World) -> None:
+    limiter = world.poller._limiter
+    for _ in range(limiter.available()):
+        await limiter.acquire()
+    job = await world.new_job(submit=False)
+    waiting = asyncio.ensure_future(world.service.submit(job.id))
+    await world.clock.settle()
+    # Long past the grace after which an orphaned CREATED job is picked up by the poller.
+    await world.clock.advance(90)
+    assert await world.drive(world.poller.tick()) == 1
+    assert (await world.job(job.id)).state == JobState.CREATED
+    for _ in range(limiter.in_flight):
+        limiter.release()
+    await world.drive(waiting)
+    assert world.simulator.count("POST", "/v1/generate") == 1
 
 
 async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: World) -> None:
