@@ -21,7 +21,7 @@ from bot.i18n import Messages
 from bot.jobs import JobStore
 from bot.poller import Poller
 from bot.ratelimit import RateLimiter
-from bot.schedule import DurationModel, PollPlanner
+from bot.schedule import DurationModel, PollPlanner, PollSchedule
 from bot.service import ImagineService
 from bot.simulator import Simulator, SimulatorConfig
 from bot.video import VideoFetcher
@@ -53,7 +53,7 @@ class Services:
     limiter: RateLimiter
     client: GrokClient
     durations: DurationModel
-    planner: PollPlanner
+    planner: PollSchedule
     service: ImagineService
     poller: Poller
     fetcher: VideoFetcher
@@ -74,8 +74,12 @@ async def build_services(
     clock: Clock | None = None,
     simulator_config: SimulatorConfig | None = None,
     poll_min_interval: float = 1.0,
+    planner: PollSchedule | None = None,
 ) -> Services:
-    """Connect to the database (migrating it), the API (or the simulator), and wire the rest."""
+    """Connect to the database (migrating it), the API (or the simulator), and wire the rest.
+
+    ``planner`` replaces the learned poll schedule (benchmarks compare fixed intervals with it).
+    """
     clock = clock or SystemClock()
     database = Database.from_url(settings.database_url)
     await database.upgrade()
@@ -100,7 +104,7 @@ async def build_services(
     limiter = RateLimiter(settings.grok_rate_limit_per_minute, clock=clock)
     client = GrokClient(http, base_url=base_url, token=token, limiter=limiter, clock=clock)
     durations = DurationModel(settings.poll_expected_seconds)
-    planner = PollPlanner(durations, min_interval=poll_min_interval)
+    planner = planner or PollPlanner(durations, min_interval=poll_min_interval)
     budgets = Budgets(default_guild_credits=settings.default_guild_credits, clock=clock)
     jobs = JobStore(clock=clock)
     service = ImagineService(

@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 # Share of the observed spread over which the tail beyond the largest sample decays
 # (floor of the exponential tail's mean): jobs slower than every job seen are told "about this
@@ -470,6 +471,19 @@ class _Schedule:
             requests += surviving
             previous, poll = poll, self.next_poll(poll, pressure)
         return _Outlook(requests=requests, lateness=lateness)
+
+
+class PollSchedule(Protocol):
+    """When a job's status is asked for: what the service and the poller need of a planner.
+
+    ``PollPlanner`` is the one the bot uses; benchmarks plug in fixed intervals to compare.
+    """
+
+    def first_poll(self) -> float: ...
+
+    def next_poll(self, elapsed: float, *, pressure: float = 1.0) -> float: ...
+
+    def expected_requests(self, *, pressure: float = 1.0) -> float: ...
 
 
 class PollPlanner:

@@ -1,0 +1,285 @@
+"""What every benchmark shares: statistics, machine facts, results files and the loopback world.
+
+The loopback world is the tests' own: the Discord stand-in from ``tests.support`` and the API
+simulator from ``bot.simulator``, both on 127.0.0.1, with the real discord.py client in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from discord.ext import commands
+
+from bot.app import Services, build_services
+from bot.clock import SystemClock
+from bot.config import Settings, settings_from_mapping
+from bot.schedule import PollSchedule
+from bot.simulator import Simulator, SimulatorConfig
+from cogs.client import ImagineBot
+from tests.support.discord_standin import DiscordStandIn, Guild, InteractionRecord, User
+
+RESULTS_DIR = Path(__file__).parent / "results"
+API_TOKEN = "bench-api-key"
+READY_TIMEOUT = 60.0
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0…100), interpolating linearly between closest ranks."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarize(values: Sequence[float]) -> dict[str, float]:
+    """Count, mean, p50, p95, p99 and max of a sample."""
+    return {
+        "n": len(values),
+        "mean": sum(values) / len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values),
+    }
+
+
+# --- the machine and the results ----------------------------------------------------------------
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == name:
+                return value.strip()
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """The facts a reader needs to compare figures: CPUs, memory, Python, date."""
+    memory_kib = _proc_field("/proc/meminfo", "MemTotal")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": _proc_field("/proc/cpuinfo", "model name") or platform.processor(),
+        "ram_gib": round(int(memory_kib.split()[0]) / 1024**2, 1) if memory_kib else None,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(name: str, figures: Mapping[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json``: the command, the machine and the figures."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    command = shlex.join([Path(sys.executable).name, "-m", f"bench.{name}", *sys.argv[1:]])
+    payload = {"benchmark": name, "command": command, "machine": machine_info(), **figures}
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Resident memory of a process now and at its peak (VmRSS and VmHWM), in bytes."""
+
+    rss: int
+    peak: int
+
+
+def memory_of(pid: int | str = "self") -> Memory:
+    """Read a Linux process's resident set size and its high-water mark from /proc."""
+
+    def kib(name: str) -> int:
+        value = _proc_field(f"/proc/{pid}/status", name)
+        if value is None:
+            raise RuntimeError(f"/proc/{pid}/status has no {name}")
+        return int(value.split()[0]) * 1024
+
+    return Memory(rss=kib("VmRSS"), peak=kib("VmHWM"))
+
+
+def mib(size: float) -> float:
+    return round(size / 1024**2, 1)
+
+
+def quiet_logging() -> None:
+    # Per-job INFO lines would cost the event loop more than some of the work being measured.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+class AnchoredClock(SystemClock):
+    """The system clock, with wall time derived from the monotonic clock.
+
+    The stand-in stamps messages with ``now()``; with this clock such a stamp converts back to
+    the exact ``time.monotonic()`` moment, comparable with the simulator's completion times.
+    """
+
+    def __init__(self) -> None:
+        self._monotonic_anchor = time.monotonic()
+        self._wall_anchor = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._wall_anchor + timedelta(seconds=time.monotonic() - self._monotonic_anchor)
+
+    def to_monotonic(self, moment: datetime) -> float:
+        return self._monotonic_anchor + (moment - self._wall_anchor).total_seconds()
+
+
+# --- the loopback world -------------------------------------------------------------------------
+
+
+class CountingSimulator(Simulator):
+    """The API simulator, also counting the HTTP status of every ``/v1`` answer it gives."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        super().__init__(config)
+        self.answers: Counter[int] = Counter()
+
+    def make_app(self) -> web.Application:
+        app = super().make_app()
+
+        @web.middleware
+        async def count_answers(
+            request: web.Request,
+            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        ) -> web.StreamResponse:
+            response = await handler(request)
+            if request.path.startswith("/v1/"):
+                self.answers[response.status] += 1
+            return response
+
+        app.middlewares.insert(0, count_answers)  # outermost: sees the final status
+        return app
+
+
+@dataclass
+class RunningClient:
+    """A discord.py client connected to the stand-in."""
+
+    client: commands.Bot
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        await self.client.close()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def connect(client: commands.Bot, token: str) -> RunningClient:
+    """Log ``client`` in, open its gateway connection and wait until it is ready."""
+    await client.login(token)
+    task = asyncio.create_task(client.connect())
+    async with asyncio.timeout(READY_TIMEOUT):
+        await client.wait_until_ready()
+    return RunningClient(client, task)
+
+
+@dataclass
+class Loopback:
+    """A running stand-in (with servers and members) and simulator, discord.py pointed at them."""
+
+    standin: DiscordStandIn
+    simulator: CountingSimulator
+    clock: AnchoredClock
+    guilds: list[Guild]
+    members: list[User]
+    folder: Path
+
+    def settings(self, **overrides: str) -> Settings:
+        """The bot's settings for this world: SQLite in ``folder``, the simulator as the API."""
+        values = {
+            "DISCORD_TOKEN": self.standin.token,
+            "GROK_API_TOKEN": API_TOKEN,
+            "GROK_API_BASE_URL": self.simulator.url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{self.folder / 'bot.sqlite3'}",
+            "DEFAULT_GUILD_CREDITS": "100000",
+            "LOG_LEVEL": "WARNING",
+        }
+        return settings_from_mapping(values | overrides)
+
+    async def start_imagine_bot(
+        self,
+        *,
+        planner: PollSchedule | None = None,
+        poll_min_interval: float = 1.0,
+        **overrides: str,
+    ) -> tuple[Services, RunningClient]:
+        """imagine-bot itself: every service, the cogs, the poller."""
+        services = await build_services(
+            self.settings(**overrides), poll_min_interval=poll_min_interval, planner=planner
+        )
+        running = await connect(ImagineBot(services, guild_ready_timeout=0.01), self.standin.token)
+        return services, running
+
+    async def imagine(
+        self, index: int, prompt: str, *, attachment_size_limit: int | None = None
+    ) -> InteractionRecord:
+        """Send the ``index``-th /imagine, round-robin over servers and members."""
+        guild = self.guilds[index % len(self.guilds)]
+        member = self.members[index % len(self.members)]
+        return await self.standin.send_command(
+            guild,
+            guild.text_channel,
+            member,
+            "imagine",
+            {"prompt": prompt},
+            attachment_size_limit=attachment_size_limit,
+        )
+
+    def posted_at(self, record: InteractionRecord) -> float | None:
+        """When the first follow-up carrying a file (the video) was posted (monotonic)."""
+        for message in record.followups:
+            if message.attachments:
+                return self.clock.to_monotonic(message.created_at)
+        return None
+
+
+@contextlib.asynccontextmanager
+async def loopback(
+    simulator_config: SimulatorConfig, *, folder: Path, guilds: int = 1, members: int = 1
+) -> AsyncIterator[Loopback]:
+    """Start the stand-in and the simulator, and point discord.py at the stand-in."""
+    clock = AnchoredClock()
+    standin = DiscordStandIn(clock=clock)
+    member_list = [standin.add_user(f"member {i}") for i in range(members)]
+    guild_list = [standin.add_guild(f"server {i}") for i in range(guilds)]
+    simulator = CountingSimulator(simulator_config)
+    await simulator.start()
+    await standin.start()
+    try:
+        with standin.patch_discord_py():
+            yield Loopback(standin, simulator, clock, guild_list, member_list, folder)
+    finally:
+        await standin.close()
+        await simulator.close()
+
+
+def status_requests_per_task(simulator: Simulator) -> Counter[str]:
+    """How many ``GET /v1/status`` requests the simulator received for each task."""
+    return Counter(
+        seen.query.get("task_id", "")
+        for seen in simulator.requests
+        if seen.method == "GET" and seen.path == "/v1/status"
+    )

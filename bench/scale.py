@@ -1,0 +1,396 @@
+"""Scale: a large store, start-up, memory, and delivering a large video.
+
+1. Poller tick cost with ``--pending`` running jobs (far-future next poll) plus ``--due`` due
+   ones, against 100 pending: a tick claims due jobs through an index, so its cost follows the
+   due jobs, not the store. Timed with and without the periodic per-server pressure refresh.
+2. Start-up in a fresh process: imports, then ``build_services`` (migration check, learning
+   durations from delivered jobs) on that store; resident memory afterwards.
+3. Peak memory while delivering one video of 10 MB and of 100 MB: the bot runs in its own
+   process, the stand-in (which keeps uploads in memory) and the simulator in this one, so the
+   bot's VmHWM counts only the bot.
+
+    python -m bench.scale [--pending 10000] [--due 5] [--video-mb 10,100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import discord.gateway
+import discord.http
+import yarl
+from sqlalchemy import insert, update
+from sqlmodel import col
+
+from bench.common import (
+    API_TOKEN,
+    connect,
+    loopback,
+    memory_of,
+    mib,
+    quiet_logging,
+    write_results,
+)
+from bot.app import Services, build_services
+from bot.config import Settings, settings_from_mapping
+from bot.grok import GenerateRequest
+from bot.jobs import JobState
+from bot.models import Job
+from bot.poller import Poller
+from bot.simulator import Simulator, SimulatorConfig
+from cogs.client import ImagineBot
+
+TICK_REPEATS = 30
+INSERT_CHUNK = 500  # rows per multi-row INSERT, within SQLite's bound parameters
+DELIVERY_WAIT = 300.0
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    pending: int = 10_000
+    small: int = 100
+    due: int = 5
+    delivered: int = 1000  # history the start-up learns durations from
+    video_mb: tuple[int, ...] = (10, 100)
+
+
+def job_row(index: int, state: JobState, services: Services, **fields: Any) -> dict[str, Any]:
+    now = services.clock.now()
+    return {
+        "id": uuid.uuid4().hex,
+        "idempotency_key": uuid.uuid4().hex,
+        "state": state,
+        "guild_id": 1000 + index % 50,
+        "channel_id": 2000 + index % 50,
+        "member_id": 3000 + index % 500,
+        "locale": "en",
+        "prompt": f"a stored job {index}",
+        "mode": "normal",
+        "ratio": "16:9",
+        "image_urls": [],
+        "video_urls": [],
+        "upload_limit_bytes": 10 * 1024 * 1024,
+        "cost": 40,
+        "created_at": now,
+        "updated_at": now,
+        "submitted_at": now,
+        "poll_count": 0,
+        "delivery_attempts": 0,
+        "next_poll_at": None,
+        "completed_at": None,
+        "estimated_duration": None,
+        **fields,
+    }
+
+
+async def insert_rows(services: Services, rows: Sequence[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), INSERT_CHUNK):
+        async with services.database.transaction() as session:
+            await session.exec(insert(Job).values(list(rows[start : start + INSERT_CHUNK])))
+
+
+async def fill_store(services: Services, pending: int, delivered: int) -> None:
+    """Running jobs polled again in a day, and delivered ones with learned durations."""
+    later = services.clock.now() + timedelta(days=1)
+    running = [
+        job_row(i, JobState.RUNNING, services, task_id=f"stored_{i}", next_poll_at=later)
+        for i in range(pending)
+    ]
+    done = [
+        job_row(
+            i,
+            JobState.DELIVERED,
+            services,
+            task_id=f"done_{i}",
+            completed_at=services.clock.now(),
+            estimated_duration=30.0 + i % 60,
+        )
+        for i in range(delivered)
+    ]
+    await insert_rows(services, running + done)
+
+
+async def add_due_jobs(services: Services, count: int) -> list[str]:
+    """Jobs with real tasks at the simulator (still generating), due now."""
+    rows = []
+    for index in range(count):
+        request = GenerateRequest(prompt=f"due job {index}")
+        task_id = await services.client.submit(request, idempotency_key=uuid.uuid4().hex)
+        rows.append(job_row(index, JobState.RUNNING, services, task_id=task_id))
+    await insert_rows(services, rows)
+    return [row["id"] for row in rows]
+
+
+async def time_ticks(services: Services, poller: Poller, due_ids: list[str]) -> list[float]:
+    """Seconds per tick, each with the due jobs made due again first."""
+    timings = []
+    for _ in range(TICK_REPEATS):
+        async with services.database.transaction() as session:
+            await session.exec(
+                update(Job)
+                .where(col(Job.id).in_(due_ids))
+                .values(next_poll_at=services.clock.now() - timedelta(seconds=1))
+            )
+        started = time.perf_counter()
+        advanced = await poller.tick()
+        timings.append(time.perf_counter() - started)
+        assert advanced == len(due_ids), f"the tick advanced {advanced} of {len(due_ids)} jobs"
+    return timings
+
+
+def bench_settings(database: Path, api_base: str, **overrides: str) -> Settings:
+    values = {
+        "DISCORD_TOKEN": "bench-token",
+        "GROK_API_TOKEN": API_TOKEN,
+        "GROK_API_BASE_URL": api_base,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+        "GROK_RATE_LIMIT_PER_MINUTE": "5000",
+        "DEFAULT_GUILD_CREDITS": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
+    return settings_from_mapping(values | overrides)
+
+
+@dataclass(frozen=True)
+class TickFigures:
+    pending: int
+    due: int
+    tick_ms_median: float
+    tick_ms_max: float
+    tick_with_pressure_refresh_ms_median: float
+    seconds_until_due_ms_median: float
+
+
+async def measure_ticks(pending: int, options: ScaleOptions, database: Path) -> TickFigures:
+    # Due jobs stay pending for the whole measurement; the limit never binds.
+    simulator = Simulator(
+        SimulatorConfig(min_seconds=3600, max_seconds=7200, rate_limit_per_minute=5000)
+    )
+    api_base = await simulator.start()
+    services = await build_services(bench_settings(database, api_base))
+    try:
+        await fill_store(services, pending, options.delivered)
+        due_ids = await add_due_jobs(services, options.due)
+        with_refresh = Poller(
+            service=services.service,
+            database=services.database,
+            jobs=services.jobs,
+            limiter=services.limiter,
+            clock=services.clock,
+            pressure_refresh=0.0,
+        )
+        await time_ticks(services, services.poller, due_ids)  # warm caches and connections
+        plain = await time_ticks(services, services.poller, due_ids)
+        refreshing = await time_ticks(services, with_refresh, due_ids)
+        until_due = []
+        for _ in range(TICK_REPEATS):
+            started = time.perf_counter()
+            await services.poller.seconds_until_due()
+            until_due.append(time.perf_counter() - started)
+    finally:
+        await services.close()
+        await simulator.close()
+    return TickFigures(
+        pending=pending,
+        due=options.due,
+        tick_ms_median=statistics.median(plain) * 1000,
+        tick_ms_max=max(plain) * 1000,
+        tick_with_pressure_refresh_ms_median=statistics.median(refreshing) * 1000,
+        seconds_until_due_ms_median=statistics.median(until_due) * 1000,
+    )
+
+
+# --- a fresh process: start-up, and the bot for the video deliveries -----------------------------
+
+
+async def startup_child(database: Path) -> None:
+    """Print when this process reached its first line, and what building the services took."""
+    imported_at = time.monotonic()
+    started = time.perf_counter()
+    services = await build_services(bench_settings(database, "http://127.0.0.1:9"))
+    built = time.perf_counter() - started
+    memory = memory_of()
+    await services.close()
+    figures = {"imported_at": imported_at, "build_services_s": built} | asdict(memory)
+    print(json.dumps(figures), flush=True)
+
+
+def point_discord_py_at(api_base: str, gateway_url: str) -> None:
+    """What ``DiscordStandIn.patch_discord_py`` does, for a bot in another process."""
+    discord.http.Route.BASE = api_base
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+async def bot_child(args: argparse.Namespace) -> None:
+    """Run imagine-bot against the parent's stand-in until stdin closes."""
+    point_discord_py_at(args.api_base, args.gateway)
+    settings = bench_settings(
+        Path(args.database), args.simulator, DISCORD_TOKEN=args.token, POLL_EXPECTED_SECONDS="1.5"
+    )
+    services = await build_services(settings)
+    running = await connect(ImagineBot(services, guild_ready_timeout=0.01), args.token)
+    print(json.dumps({"ready": asdict(memory_of())}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await running.stop()
+    await services.close()
+
+
+async def measure_startup(database: Path) -> dict[str, object]:
+    """Start-up of a fresh process on ``database``: interpreter and imports, then the services."""
+    spawned_at = time.monotonic()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.scale",
+        "--startup-child",
+        "--database",
+        str(database),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    output, _ = await child.communicate()
+    figures = json.loads(output.decode().strip().splitlines()[-1])
+    return {
+        "interpreter_and_imports_s": figures["imported_at"] - spawned_at,
+        "build_services_s": figures["build_services_s"],
+        "rss_mib": mib(figures["rss"]),
+        "peak_mib": mib(figures["peak"]),
+    }
+
+
+@dataclass(frozen=True)
+class DeliveryFigures:
+    video_mib: float
+    uploaded_mib: float
+    bot_rss_ready_mib: float
+    bot_peak_mib: float
+    bot_peak_growth_mib: float  # VmHWM after the delivery - VmHWM when the bot was ready
+
+
+async def measure_delivery(size_mb: int, folder: Path) -> DeliveryFigures:
+    size = size_mb * 1024 * 1024
+    config = SimulatorConfig(
+        min_seconds=1.0, max_seconds=2.0, rate_limit_per_minute=1000, video_bytes=size
+    )
+    async with loopback(config, folder=folder) as world:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.scale",
+            "--bot-child",
+            "--api-base",
+            world.standin.api_base,
+            "--gateway",
+            world.standin.gateway_url,
+            "--simulator",
+            world.simulator.url,
+            "--token",
+            world.standin.token,
+            "--database",
+            str(folder / f"deliver-{size_mb}.sqlite3"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        ready = json.loads(await child.stdout.readline())["ready"]
+        record = await world.imagine(0, "a big video", attachment_size_limit=2 * size)
+        await world.standin.wait_for(
+            lambda: world.posted_at(record) is not None, limit=DELIVERY_WAIT
+        )
+        after = memory_of(child.pid)
+        child.stdin.close()
+        await child.wait()
+        uploaded = record.followups[0].attachments[0].size
+    return DeliveryFigures(
+        video_mib=mib(size),
+        uploaded_mib=mib(uploaded),
+        bot_rss_ready_mib=mib(ready["rss"]),
+        bot_peak_mib=mib(after.peak),
+        bot_peak_growth_mib=mib(after.peak - ready["peak"]),
+    )
+
+
+async def run(options: ScaleOptions, folder: Path) -> dict[str, object]:
+    ticks = []
+    for pending in (options.small, options.pending):
+        ticks.append(await measure_ticks(pending, options, folder / f"store-{pending}.sqlite3"))
+        print(ticks[-1], flush=True)
+    startup = await measure_startup(folder / f"store-{options.pending}.sqlite3")
+    print("start-up:", startup, flush=True)
+    deliveries = []
+    for size_mb in options.video_mb:
+        deliveries.append(await measure_delivery(size_mb, folder / f"video-{size_mb}"))
+        print(deliveries[-1], flush=True)
+    tick_growth = ticks[-1].tick_ms_median / ticks[0].tick_ms_median
+    growths = [delivery.bot_peak_growth_mib for delivery in deliveries]
+    return {
+        "options": asdict(options),
+        "ticks": [asdict(figures) for figures in ticks],
+        "startup": startup,
+        "deliveries": [asdict(delivery) for delivery in deliveries],
+        "target": {
+            "tick_cost_independent_of_store_size": tick_growth < 1.5,
+            "delivery_memory_flat": max(growths) - min(growths) < 0.25 * max(options.video_mb),
+        },
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = ScaleOptions()
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--pending", type=int, default=defaults.pending)
+    parser.add_argument("--due", type=int, default=defaults.due)
+    parser.add_argument("--delivered", type=int, default=defaults.delivered)
+    parser.add_argument(
+        "--video-mb", default=",".join(map(str, defaults.video_mb)), help="sizes, e.g. 10,100"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: small store, 1 MB videos, not saved"
+    )
+    # Child processes this module starts: a fresh start-up, and the bot for the deliveries.
+    parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bot-child", action="store_true", help=argparse.SUPPRESS)
+    for name in ("--api-base", "--gateway", "--simulator", "--token", "--database"):
+        parser.add_argument(name, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    quiet_logging()
+    if args.startup_child:
+        asyncio.run(startup_child(Path(args.database)))
+        return
+    if args.bot_child:
+        asyncio.run(bot_child(args))
+        return
+    if args.quick:
+        options = ScaleOptions(pending=300, small=30, due=2, delivered=50, video_mb=(1, 2))
+    else:
+        options = ScaleOptions(
+            pending=args.pending,
+            due=args.due,
+            delivered=args.delivered,
+            video_mb=tuple(int(size) for size in args.video_mb.split(",") if size),
+        )
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as folder:
+        figures = asyncio.run(run(options, Path(folder)))
+    print("targets:", figures["target"])
+    if not args.quick:
+        print("written to", write_results("scale", figures))
+
+
+if __name__ == "__main__":
+    main()
