@@ -67,8 +67,10 @@ class RateLimiter:
     and ``release()`` in a ``finally`` once the answer (or the failure) is in.
 
     Waiters are served in arrival order, except that a waiter asking to leave ``keep_free``
-    slots unused lets waiters needing less headroom pass while the budget is low. After one
-    window of waiting it stops asking for headroom, so it cannot be overtaken forever.
+    slots unused (background traffic) lets waiters needing no headroom (foreground traffic)
+    pass while the budget is low. Right after a foreground grant, or after one window of
+    waiting, a background waiter needs no headroom: under saturation the two kinds of
+    traffic take turns, and neither is overtaken forever.
     """
 
     def __init__(self, per_minute: int, *, clock: Clock, window: float = 60.0) -> None:
@@ -91,6 +93,7 @@ class RateLimiter:
         # overstates it. Headroom requests shrink in proportion, so they never ask for more
         # than the real plan could ever leave free.
         self._plan_seen = per_minute
+        self._last_grant_was_foreground = False
 
     def __repr__(self) -> str:
         return (
@@ -229,18 +232,27 @@ class RateLimiter:
         """Grant every waiter the budget allows, in order; then set the timer for the rest."""
         now = self._clock.monotonic()
         free = self._available(now)
-        still_waiting: list[_Waiter] = []
-        for waiter in self._waiters:
-            if waiter.future.done():
-                continue
-            if free > self._headroom(waiter, now):
-                self._count_sent()
-                free -= 1
-                waiter.future.set_result(None)
-            else:
-                still_waiting.append(waiter)
-        self._waiters = still_waiting
+        waiting = [waiter for waiter in self._waiters if not waiter.future.done()]
+        while free > 0 and (chosen := self._next_waiter(waiting, free, now)) is not None:
+            waiting.remove(chosen)
+            self._count_sent()
+            free -= 1
+            self._last_grant_was_foreground = chosen.keep_free == 0
+            chosen.future.set_result(None)
+        self._waiters = waiting
         self._schedule_timer(now)
+
+    def _next_waiter(self, waiting: list[_Waiter], free: int, now: float) -> _Waiter | None:
+        foreground = sum(1 for waiter in waiting if waiter.keep_free == 0)
+        if self._last_grant_was_foreground and foreground >= free:
+            # Taking turns: when foreground traffic alone would take every slot left, the
+            # next one goes to background traffic, so each gets every other slot and neither
+            # starves the other (a job submitted but never checked is as stuck as one never
+            # submitted).
+            background = next((waiter for waiter in waiting if waiter.keep_free > 0), None)
+            if background is not None:
+                return background
+        return next((waiter for waiter in waiting if free > self._headroom(waiter, now)), None)
 
     def _next_change(self, now: float) -> float:
         """The earliest moment the passing of time alone could let a waiter through."""

@@ -188,8 +188,9 @@ async def test_a_waiter_with_headroom_is_not_overtaken_forever(clock: FakeClock)
 
     assert "poll" in callers.order
     polled_at = callers.sent[callers.order.index("poll")]
-    # It asks for no headroom once it has waited a window (from t=31), and takes the next slot.
-    assert 31.0 + WINDOW < polled_at <= 31.0 + WINDOW + 15.0
+    # Submissions take every slot as it frees, so the two take turns: the status check gets
+    # the slot after the next submission instead of waiting for its headroom forever.
+    assert 31.0 < polled_at <= 31.0 + 15.0
     assert most_in_any_window(callers.sent) <= 4
     await callers.cancel_rest()
 
@@ -414,3 +415,29 @@ async def test_headroom_shrinks_when_the_server_enforces_a_smaller_plan() -> Non
     await clock.settle()
     assert waiter.done()
     limiter.release()
+
+
+async def test_saturated_foreground_and_background_traffic_take_turns() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    granted: list[str] = []
+
+    async def request(kind: str, keep_free: int) -> None:
+        await limiter.acquire(keep_free=keep_free)
+        granted.append(kind)
+        limiter.release()
+
+    # Far more of both than the budget serves in the next minutes: submissions (no headroom)
+    # and status checks (headroom 2) all queue at once.
+    tasks = [asyncio.ensure_future(request("submit", 0)) for _ in range(30)]
+    tasks += [asyncio.ensure_future(request("status", 2)) for _ in range(30)]
+    await clock.settle()
+    for _ in range(3 * 60):
+        await clock.advance(1)
+    assert len(granted) == 30  # ten a minute
+    # The first minute went to the submissions queued first; from then on they take turns.
+    assert granted[:10] == ["submit"] * 10
+    assert granted[10:30] == ["status", "submit"] * 10
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
