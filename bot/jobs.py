@@ -41,8 +41,6 @@ REFUNDING_STATES: frozenset[JobState] = frozenset(
     {JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
 )
 ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
-# SUBMITTING is not polled: a job stuck there needs a decision about its unknown outcome.
-DUE_STATES: tuple[JobState, ...] = (JobState.CREATED, JobState.RUNNING, JobState.DELIVERING)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.CREATED: frozenset({JobState.SUBMITTING, JobState.FAILED}),
@@ -150,7 +148,7 @@ class JobStore:
         session: AsyncSession,
         now: datetime,
         limit: int,
-        states: Collection[JobState] = DUE_STATES,
+        states: Collection[JobState] = ACTIVE_STATES,
     ) -> list[Job]:
         """Jobs whose next_poll_at has come, earliest first (read-only)."""
         return list((await session.exec(_due(now, limit, states))).all())
@@ -162,7 +160,7 @@ class JobStore:
         limit: int,
         *,
         lease_seconds: float,
-        states: Collection[JobState] = DUE_STATES,
+        states: Collection[JobState] = ACTIVE_STATES,
     ) -> list[Job]:
         """Take due jobs for this worker: their next_poll_at moves ``lease_seconds`` ahead.
 
@@ -185,7 +183,7 @@ class JobStore:
         return jobs
 
     async def next_due_at(
-        self, session: AsyncSession, states: Collection[JobState] = DUE_STATES
+        self, session: AsyncSession, states: Collection[JobState] = ACTIVE_STATES
     ) -> datetime | None:
         """The earliest next_poll_at among jobs in ``states``; None when there is none."""
         earliest = await session.exec(

@@ -15,14 +15,13 @@ from datetime import timedelta
 
 from bot.clock import Clock
 from bot.db import Database
-from bot.jobs import JobState, JobStore
+from bot.jobs import ACTIVE_STATES, JobStore
 from bot.models import Job
 from bot.ratelimit import RateLimiter
 from bot.service import ImagineService
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES = (JobState.CREATED, JobState.SUBMITTING, JobState.RUNNING, JobState.DELIVERING)
 MAX_PRESSURE = 1000.0
 
 
@@ -80,6 +79,9 @@ class Poller:
         self._pressures: dict[int, float] = {}
         self._pressures_at = -math.inf
         self._task: asyncio.Task[None] | None = None
+        # Each due job is stepped in a task of its own, so one slow delivery or a status check
+        # queued for the rate limit never holds up the others.
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -89,13 +91,21 @@ class Poller:
             self._task = asyncio.create_task(self.run(), name="imagine-poller")
 
     async def stop(self) -> None:
+        """Stop the loop and abandon unfinished steps: their leases let a later run redo them."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        tasks = [*self._in_flight.values(), *([self._task] if self._task else [])]
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
+        self._in_flight.clear()
+
+    async def drain(self) -> None:
+        """Wait until every step started so far has finished."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     @property
     def running(self) -> bool:
@@ -134,9 +144,15 @@ class Poller:
     # --- one pass ---------------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Claim the jobs that are due (as many as the rate budget allows) and step each."""
+        """Claim the jobs that are due (as many as the rate budget allows); start a step each.
+
+        Returns how many were claimed; their steps run on after it returns (see ``drain``).
+        """
+        room = self._batch_size - len(self._in_flight)
+        if room <= 0:
+            return 0
         now = self._clock.now()
-        limit = min(self._batch_size, max(1, self._limiter.available()))
+        limit = min(room, max(1, self._limiter.available()))
         async with self._database.transaction() as session:
             due = await self._jobs.claim_due(
                 session,
@@ -148,7 +164,11 @@ class Poller:
         if not due:
             return 0
         await self._refresh_pressures()
-        await asyncio.gather(*(self._advance(job) for job in due))
+        for job in due:
+            if job.id not in self._in_flight:  # its lease ran out while its step still runs
+                self._in_flight[job.id] = asyncio.create_task(
+                    self._advance(job), name=f"imagine-job-{job.id}"
+                )
         return len(due)
 
     async def _advance(self, job: Job) -> None:
@@ -156,6 +176,9 @@ class Poller:
             await self._service.advance(job, pressure=self._pressures.get(job.guild_id, 1.0))
         except Exception:
             log.exception("job %s could not be advanced; it is retried after its lease", job.id)
+        finally:
+            self._in_flight.pop(job.id, None)
+            self.wake()  # its next due time has changed: plan the next sleep again
 
     async def seconds_until_due(self) -> float:
         async with self._database.transaction() as session:

@@ -33,13 +33,18 @@ from bot.schedule import DurationModel, PollSchedule
 
 log = logging.getLogger(__name__)
 
-# A CREATED job whose submitting request died with its process is picked up after this long.
+# ``next_poll_at`` is when a job needs attention next; per state that means:
+#   created     the submitting worker is presumed dead after SUBMIT_GRACE: submit it again
+#   submitting  no answer recorded within SUBMIT_OUTCOME_DEADLINE of the last send: unknown
+#   running     the next status check, from the learned schedule
+#   delivering  the delivering worker is presumed dead after DELIVERY_LEASE: deliver again
 SUBMIT_GRACE = timedelta(seconds=60)
-# A SUBMITTING job not heard of for this long lost its answer: its outcome is unknown.
-# Longer than the client can spend on one submission (timeouts, retries, 429 waits).
-SUBMIT_OUTCOME_DEADLINE = timedelta(minutes=5)
-# How long a worker holds a job it is delivering before another may retry it.
-DELIVERY_LEASE = timedelta(minutes=2)
+# Renewed before every send attempt, so it only has to outlast one request and its timeouts.
+SUBMIT_OUTCOME_DEADLINE = timedelta(minutes=3)
+# Longer than a worst-case download (VideoFetcher's 300 s) plus the upload.
+DELIVERY_LEASE = timedelta(minutes=10)
+# A failed delivery (Discord down, missing permission) is tried again after 30 s, 1, 2, 4 min.
+DELIVERY_RETRY = timedelta(seconds=30)
 MAX_DELIVERY_ATTEMPTS = 5
 # Status checks that fail for reasons of our own side or the network are retried this soon.
 STATUS_RETRY_DELAY = timedelta(seconds=15)
@@ -169,16 +174,18 @@ class ImagineService:
         claimed = False
 
         async def mark_submitting() -> bool:
+            # Runs before every send attempt (a 429 retry may come much later): each time the
+            # job must still be ours, and its outcome deadline starts again from now.
             nonlocal claimed
-            if not claimed:
-                async with self.database.transaction() as session:
-                    claimed = await self.jobs.transition(
-                        session,
-                        job_id,
-                        JobState.CREATED,
-                        JobState.SUBMITTING,
-                        next_poll_at=self.clock.now() + SUBMIT_OUTCOME_DEADLINE,
+            deadline = self.clock.now() + SUBMIT_OUTCOME_DEADLINE
+            async with self.database.transaction() as session:
+                if claimed:
+                    return await self.jobs.update_fields(
+                        session, job_id, JobState.SUBMITTING, next_poll_at=deadline
                     )
+                claimed = await self.jobs.transition(
+                    session, job_id, JobState.CREATED, JobState.SUBMITTING, next_poll_at=deadline
+                )
             return claimed
 
         request = GenerateRequest(
@@ -189,7 +196,10 @@ class ImagineService:
                 request, idempotency_key=job.idempotency_key, before_send=mark_submitting
             )
         except SubmissionDeclined:
-            return SubmitOutcome(job)  # another worker took it first
+            # Another worker took the job, or ended it, while this one waited to send.
+            async with self.database.transaction() as session:
+                current = await self.jobs.get(session, job_id)
+            return SubmitOutcome(current or job)
         except GrokError as error:
             from_state = JobState.SUBMITTING if claimed else JobState.CREATED
             to_state, reason, text = self._submission_failure(job, error)
@@ -197,7 +207,7 @@ class ImagineService:
             return SubmitOutcome(ended or job, failure=reason)
         submitted = self.clock.now()
         async with self.database.transaction() as session:
-            await self.jobs.transition(
+            running = await self.jobs.transition(
                 session,
                 job.id,
                 JobState.SUBMITTING,
@@ -208,6 +218,17 @@ class ImagineService:
             )
             job = await self.jobs.get(session, job.id)
         assert job is not None
+        if not running:
+            # Only possible if another worker ended the job while our request was out.
+            log.error(
+                "job %s got task %s after it had ended as %s (refunded): the task is billed "
+                "and will not be delivered; reconcile with idempotency key %s",
+                job.id,
+                task_id,
+                job.state,
+                job.idempotency_key,
+            )
+            return SubmitOutcome(job)
         log.info("job %s submitted as task %s", job.id, task_id)
         return SubmitOutcome(job)
 
@@ -236,9 +257,11 @@ class ImagineService:
     async def advance(self, job: Job, pressure: float = 1.0) -> None:
         """Take the next step of a job the poller found due."""
         state = JobState(job.state)
+        if job.id in self._submitting:
+            return  # this process is still sending it (perhaps waiting for a rate-limit slot)
         if state is JobState.CREATED:
             outcome = await self.submit(job.id)
-            if outcome.failure is None:
+            if outcome.job.state == JobState.RUNNING:
                 await self._notify_progress(outcome.job, "submitted")
         elif state is JobState.SUBMITTING:
             await self._finish_unsuccessfully(
@@ -256,11 +279,9 @@ class ImagineService:
     async def _check_running(self, job: Job, pressure: float) -> None:
         now = self.clock.now()
         submitted_at = job.submitted_at or job.created_at
-        if now - submitted_at > self.job_timeout:
-            await self._finish_unsuccessfully(
-                job, JobState.RUNNING, JobState.EXPIRED, FailureReason.EXPIRED, "timed out"
-            )
-            return
+        # Expiry is decided after asking: a job overdue only because the bot was down may
+        # well be finished, and its video is paid for.
+        overdue = now - submitted_at > self.job_timeout
         assert job.task_id is not None
         try:
             status = await self.client.status(job.task_id)
@@ -276,12 +297,23 @@ class ImagineService:
             return
         except GrokError as error:
             log.warning("status of job %s (task %s) failed: %s", job.id, job.task_id, error)
+            if overdue:
+                await self._expire(job)
+                return
             async with self.database.transaction() as session:
                 await self.jobs.update_fields(
                     session, job.id, JobState.RUNNING, next_poll_at=now + STATUS_RETRY_DELAY
                 )
             return
+        if overdue and status.phase not in {TaskPhase.COMPLETED, TaskPhase.FAILED}:
+            await self._expire(job)
+            return
         await self._apply_status(job, status, pressure)
+
+    async def _expire(self, job: Job) -> None:
+        await self._finish_unsuccessfully(
+            job, JobState.RUNNING, JobState.EXPIRED, FailureReason.EXPIRED, "timed out"
+        )
 
     async def _apply_status(self, job: Job, status: TaskStatus, pressure: float) -> None:
         now = self.clock.now()
@@ -301,7 +333,6 @@ class ImagineService:
                 )
                 return
             estimate = self.durations.point_estimate(pending_until, elapsed)
-            self.durations.observe(pending_until, elapsed)
             async with self.database.transaction() as session:
                 moved = await self.jobs.transition(
                     session,
@@ -318,6 +349,8 @@ class ImagineService:
                 )
                 delivering = await self.jobs.get(session, job.id) if moved else None
             if delivering is not None:
+                # Learned once, by the worker whose transition won.
+                self.durations.observe(pending_until, elapsed)
                 await self.deliver(delivering)
             return
         if phase is TaskPhase.FAILED:
@@ -356,7 +389,7 @@ class ImagineService:
                 job.id,
                 JobState.DELIVERING,
                 delivery_attempts=job.delivery_attempts + 1,
-                next_poll_at=now + DELIVERY_LEASE * (job.delivery_attempts + 1),
+                next_poll_at=now + DELIVERY_LEASE,
             ):
                 return
             job = await self.jobs.get(session, job.id)
@@ -373,6 +406,12 @@ class ImagineService:
                     FailureReason.DELIVERY_FAILED,
                     "could not post the video",
                 )
+                return
+            retry_in = DELIVERY_RETRY * 2 ** (job.delivery_attempts - 1)
+            async with self.database.transaction() as session:
+                await self.jobs.update_fields(
+                    session, job.id, JobState.DELIVERING, next_poll_at=self.clock.now() + retry_in
+                )
             return
         async with self.database.transaction() as session:
             delivered = await self.jobs.transition(
@@ -387,7 +426,15 @@ class ImagineService:
             )
             if delivered:
                 consumed = job.consumed_credits if job.consumed_credits is not None else job.cost
-                await self.budgets.settle(session, job.id, min(consumed, job.cost))
+                if consumed > job.cost:
+                    # The ledger records what the operator really paid, even above the price.
+                    log.warning(
+                        "job %s consumed %d credits, more than the %d reserved",
+                        job.id,
+                        consumed,
+                        job.cost,
+                    )
+                await self.budgets.settle(session, job.id, consumed)
         log.info("job %s delivered", job.id)
 
     async def _finish_unsuccessfully(

@@ -249,7 +249,7 @@ async def test_update_fields_is_conditional_on_the_state(
     assert updated.progress_message_id == 2**61
 
 
-async def test_due_jobs_come_earliest_first_and_only_in_pollable_states(
+async def test_due_jobs_come_earliest_first_and_only_while_active(
     database: Database, jobs: JobStore, clock: FakeClock
 ) -> None:
     now = clock.now()
@@ -267,8 +267,9 @@ async def test_due_jobs_come_earliest_first_and_only_in_pollable_states(
         first_two = await jobs.due_jobs(session, now, limit=2)
         stuck = await jobs.due_jobs(session, now, limit=10, states=[JobState.SUBMITTING])
 
-    assert [j.id for j in due] == [early.id, late.id, on_time.id]
-    assert [j.id for j in first_two] == [early.id, late.id]
+    # A stale submission is due too: its unknown outcome needs deciding.
+    assert [j.id for j in due] == [submitting.id, early.id, late.id, on_time.id]
+    assert [j.id for j in first_two] == [submitting.id, early.id]
     assert [j.id for j in stuck] == [submitting.id]
 
 

@@ -36,11 +36,15 @@ class RecordingNotifier:
     failed: list[tuple[str, FailureReason, int]] = field(default_factory=list)
     progress: list[tuple[str, str]] = field(default_factory=list)
     broken_deliveries: int = 0
+    # Deliveries of jobs whose prompt contains "slow" wait until this is set.
+    slow_deliveries_may_finish: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def job_progress(self, job: Job, progress: Progress) -> None:
         self.progress.append((job.id, progress.status))
 
     async def deliver(self, job: Job) -> Delivery:
+        if "slow" in job.prompt:
+            await self.slow_deliveries_may_finish.wait()
         if self.broken_deliveries > 0:
             self.broken_deliveries -= 1
             raise RuntimeError("Discord is down")
@@ -108,8 +112,14 @@ class World:
         while elapsed < seconds:
             await self.clock.advance(step)
             elapsed += step
-            while await self.drive(self.poller.tick()):
+            while await self.drive(self.step()):
                 pass
+
+    async def step(self) -> int:
+        """One poller pass, waiting for the steps it started."""
+        claimed = await self.poller.tick()
+        await self.poller.drain()
+        return claimed
 
 
 @pytest.fixture
@@ -169,7 +179,7 @@ async def test_a_job_is_polled_on_schedule_delivered_once_and_settled(world: Wor
 async def test_nothing_is_polled_before_it_is_due(world: World) -> None:
     await world.new_job()
     await world.clock.advance(1)
-    assert await world.drive(world.poller.tick()) == 0
+    assert await world.drive(world.step()) == 0
     assert world.simulator.count("GET", "/v1/status") == 0
 
 
@@ -193,7 +203,7 @@ async def test_a_tick_costs_the_due_jobs_not_all_jobs(world: World) -> None:
             await world.jobs.update_fields(
                 session, job.id, JobState.RUNNING, next_poll_at=world.clock.now()
             )
-    assert await world.drive(world.poller.tick()) == 3
+    assert await world.drive(world.step()) == 3
     assert world.simulator.count("GET", "/v1/status") == 3
 
 
@@ -350,7 +360,7 @@ async def test_the_poller_leaves_a_job_this_process_is_submitting_alone(world: W
     await world.clock.settle()
     # Long past the grace after which an orphaned CREATED job is picked up by the poller.
     await world.clock.advance(90)
-    assert await world.drive(world.poller.tick()) == 1
+    assert await world.drive(world.step()) == 1
     assert (await world.job(job.id)).state == JobState.CREATED
     for _ in range(limiter.in_flight):
         limiter.release()
@@ -373,3 +383,69 @@ async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: 
     await world.drive(waiting)
     assert (await world.job(job.id)).state == JobState.RUNNING
     assert world.simulator.count("POST", "/v1/generate") == 1
+
+
+def other_process(world: World) -> ImagineService:
+    """A second bot process: its own service over the same database and API key."""
+    return ImagineService(
+        database=world.database,
+        budgets=world.budgets,
+        jobs=world.jobs,
+        client=world.service.client,
+        clock=world.clock,
+        durations=world.service.durations,
+        planner=world.service.planner,
+        credits_per_video=40,
+        job_timeout=timedelta(minutes=5),
+    )
+
+
+async def test_a_submission_ended_elsewhere_while_it_waits_to_retry_is_not_sent(
+    world: World,
+) -> None:
+    world.simulator.inject(Fault.RATE_LIMITED, endpoint="generate")
+    job = await world.new_job(submit=False)
+    waiting = asyncio.ensure_future(world.service.submit(job.id))
+    # The first attempt was answered 429; the retry now waits out the rate-limit window.
+    async with asyncio.timeout(10):
+        # No event to wait on: the request crosses real loopback HTTP.
+        while world.simulator.count("POST", "/v1/generate") < 1 or not world.clock.sleepers:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    stale = await world.job(job.id)
+    assert stale.state == JobState.SUBMITTING
+    # Meanwhile another process gives the submission up as unknown and refunds it.
+    await other_process(world).advance(stale)
+    assert (await world.job(job.id)).state == JobState.FAILED
+
+    outcome = await world.drive(waiting)
+    assert outcome.job.state == JobState.FAILED
+    assert world.simulator.count("POST", "/v1/generate") == 1  # the refused one, never again
+    assert world.simulator.tasks == {}
+    assert await world.remaining() == 400
+
+
+async def test_a_job_overdue_only_because_the_bot_was_down_is_still_delivered(
+    world: World,
+) -> None:
+    job = await world.new_job()
+    await world.clock.advance(10 * 60)  # down for ten minutes; the timeout is five
+    await world.run_ticks(5)
+    assert world.notifier.delivered == [job.id]
+    assert (await world.job(job.id)).state == JobState.DELIVERED
+
+
+async def test_a_slow_delivery_does_not_hold_up_other_jobs(world: World) -> None:
+    slow = await world.new_job("slow to post")
+    quick = await world.new_job("quick to post")
+    for _ in range(60):
+        await world.clock.advance(1)
+        await world.drive(world.poller.tick())
+        # Let the steps just started run as far as they can.
+        async with asyncio.timeout(10):
+            while any(key != slow.id for key in world.poller._in_flight):  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+    assert world.notifier.delivered == [quick.id]
+    assert slow.id in world.poller._in_flight
+    world.notifier.slow_deliveries_may_finish.set()
+    await world.drive(world.poller.drain())
+    assert world.notifier.delivered == [quick.id, slow.id]
