@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.app import Services
 from bot.errors import InvalidInput
-from bot.jobs import NewJob
+from bot.jobs import JobState, NewJob
 from bot.models import Job
 from bot.service import Delivery, FailureReason, Progress
 from bot.validation import ImageInput, validate_imagine
@@ -104,10 +104,15 @@ class ResultButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog(ImagineCog.__cog_name__)
         assert isinstance(cog, ImagineCog)
-        if self.action == "reroll":
-            await cog.reroll(interaction, self.job_id)
-        else:
-            await cog.delete_result(interaction, self.job_id)
+        try:
+            if self.action == "reroll":
+                await cog.reroll(interaction, self.job_id)
+            else:
+                await cog.delete_result(interaction, self.job_id)
+        except Exception as error:  # noqa: BLE001 - buttons share the commands' error path
+            await report_error(
+                interaction, error, cog.messages, cog.services.settings.credits_per_video
+            )
 
 
 def _is_nsfw(channel: object) -> bool:
@@ -238,33 +243,33 @@ class ImagineCog(commands.Cog, name="Imagine"):
             reroll_of=reroll_of,
         )
         job = await service.start(new)
-        await self.job_progress(job, service.progress_of(job, "submitting"))
-        outcome = await service.submit(job.id)
-        if outcome.failure is None:
-            self.services.poller.wake()
-            await self.job_progress(outcome.job, service.progress_of(outcome.job, "submitted"))
+        # From here on the credits are reserved and the job is in the store: whatever goes
+        # wrong now, the poller takes the job over, so the member is never told it failed.
+        try:
+            await self.job_progress(job, service.progress_of(job, "submitting"))
+            outcome = await service.submit(job.id)
+            if outcome.job.state == JobState.RUNNING:
+                self.services.poller.wake()
+                await self.job_progress(outcome.job, service.progress_of(outcome.job, "submitted"))
+        except Exception:
+            log.exception("job %s hit a problem after it was saved; the poller takes over", job.id)
 
     # --- buttons ----------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
         await interaction.response.defer(thinking=True)
-        try:
-            async with self.services.database.transaction() as session:
-                original = await self.services.jobs.get(session, job_id)
-            if original is None or original.guild_id != interaction.guild_id:
-                raise InvalidInput("imagine.reroll.unavailable")
-            await self._start_job(
-                interaction,
-                prompt=original.prompt,
-                mode=original.mode,
-                ratio=original.ratio,
-                image_urls=tuple(original.image_urls),
-                reroll_of=original.id,
-            )
-        except Exception as error:  # noqa: BLE001 - buttons share the commands' error path
-            await report_error(
-                interaction, error, self.messages, self.services.settings.credits_per_video
-            )
+        async with self.services.database.transaction() as session:
+            original = await self.services.jobs.get(session, job_id)
+        if original is None or original.guild_id != interaction.guild_id:
+            raise InvalidInput("imagine.reroll.unavailable")
+        await self._start_job(
+            interaction,
+            prompt=original.prompt,
+            mode=original.mode,
+            ratio=original.ratio,
+            image_urls=tuple(original.image_urls),
+            reroll_of=original.id,
+        )
 
     async def delete_result(self, interaction: discord.Interaction, job_id: str) -> None:
         language = language_for(interaction)
@@ -283,7 +288,8 @@ class ImagineCog(commands.Cog, name="Imagine"):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if interaction.message is not None:
-            await interaction.message.delete()
+            with contextlib.suppress(discord.NotFound):  # someone else deleted it first
+                await interaction.message.delete()
         await interaction.followup.send(
             self.messages.text(language, "imagine.delete.done"), ephemeral=True
         )
