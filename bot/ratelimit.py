@@ -68,9 +68,10 @@ class RateLimiter:
 
     Waiters are served in arrival order, except that a waiter asking to leave ``keep_free``
     slots unused (background traffic) lets waiters needing no headroom (foreground traffic)
-    pass while the budget is low. Right after a foreground grant, or after one window of
-    waiting, a background waiter needs no headroom: under saturation the two kinds of
-    traffic take turns, and neither is overtaken forever.
+    pass while the budget is low. When foreground waiters alone would take every slot left,
+    the slot after a foreground grant goes to a background waiter: under saturation the two
+    kinds of traffic take turns. A background waiter that has waited a whole window asks for
+    no headroom any more, so it is never overtaken forever.
     """
 
     def __init__(self, per_minute: int, *, clock: Clock, window: float = 60.0) -> None:

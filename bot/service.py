@@ -260,6 +260,16 @@ class ImagineService:
         if job.id in self._submitting:
             return  # this process is still sending it (perhaps waiting for a rate-limit slot)
         if state is JobState.CREATED:
+            if self.clock.now() - job.created_at > self.job_timeout:
+                # Never sent (its worker died, or the API stayed out of reach): give it up.
+                await self._finish_unsuccessfully(
+                    job,
+                    JobState.CREATED,
+                    JobState.FAILED,
+                    FailureReason.SERVICE_BUSY,
+                    "never sent within the job timeout",
+                )
+                return
             outcome = await self.submit(job.id)
             if outcome.job.state == JobState.RUNNING:
                 await self._notify_progress(outcome.job, "submitted")

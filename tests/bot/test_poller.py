@@ -449,3 +449,14 @@ async def test_a_slow_delivery_does_not_hold_up_other_jobs(world: World) -> None
     world.notifier.slow_deliveries_may_finish.set()
     await world.drive(world.poller.drain())
     assert world.notifier.delivered == [quick.id, slow.id]
+
+
+async def test_a_job_never_sent_within_the_timeout_is_refunded(world: World) -> None:
+    job = await world.new_job(submit=False)
+    await world.clock.advance(6 * 60)  # its worker died and nobody came for six minutes
+    await world.run_ticks(1)
+    ended = await world.job(job.id)
+    assert ended.state == JobState.FAILED
+    assert ended.error_code == FailureReason.SERVICE_BUSY
+    assert world.simulator.count("POST", "/v1/generate") == 0
+    assert await world.remaining() == 400
