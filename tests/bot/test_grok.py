@@ -39,6 +39,7 @@ from bot.grok import (
 from bot.ratelimit import RateLimiter
 from bot.simulator import FAILURE_MESSAGES, Fault, Simulator, SimulatorConfig
 from tests.support.clock import FakeClock
+from tests.support.windows import most_in_any_window
 
 TOKEN = "secret-token-value"
 KEY = "job-42-submit"
@@ -63,17 +64,6 @@ async def drive(clock: FakeClock, call: Awaitable[T], *, step: float = 0.5) -> T
             else:
                 await asyncio.sleep(0)  # let loopback I/O progress
     return await task
-
-
-def most_in_any_window(times: list[float], window: float = WINDOW) -> int:
-    ordered = sorted(times)
-    best = 0
-    first = 0
-    for last, moment in enumerate(ordered):
-        while ordered[first] < moment - window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 @pytest.fixture

@@ -122,6 +122,22 @@ class World:
         return claimed
 
 
+def other_process(world: World, durations: DurationModel | None = None) -> ImagineService:
+    """Another bot process (or the same bot after a restart) over the same database and key."""
+    durations = durations or world.service.durations
+    return ImagineService(
+        database=world.database,
+        budgets=world.budgets,
+        jobs=world.jobs,
+        client=world.service.client,
+        clock=world.clock,
+        durations=durations,
+        planner=PollPlanner(durations),
+        credits_per_video=40,
+        job_timeout=timedelta(minutes=5),
+    )
+
+
 @pytest.fixture
 async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
     simulator = Simulator(SimulatorConfig(min_seconds=20, max_seconds=40, seed=3), clock=clock)
@@ -302,17 +318,7 @@ async def test_learned_durations_survive_a_restart(world: World) -> None:
         await world.new_job(f"cat {n}")
     await world.run_ticks(60)
     fresh = DurationModel(300.0)
-    restarted = ImagineService(
-        database=world.database,
-        budgets=world.budgets,
-        jobs=world.jobs,
-        client=world.service.client,
-        clock=world.clock,
-        durations=fresh,
-        planner=PollPlanner(fresh),
-        credits_per_video=40,
-        job_timeout=timedelta(minutes=5),
-    )
+    restarted = other_process(world, durations=fresh)
     await restarted.warm_up()
     assert fresh.observed == 5
     assert fresh.quantile(0.5) < DurationModel(300.0).quantile(0.5)
@@ -332,18 +338,7 @@ def test_fair_pressures_share_the_rate_max_min_fairly() -> None:
 
 
 async def test_two_workers_submitting_one_job_send_one_request(world: World) -> None:
-    # A second process: its own service over the same database and API key.
-    other = ImagineService(
-        database=world.database,
-        budgets=world.budgets,
-        jobs=world.jobs,
-        client=world.service.client,
-        clock=world.clock,
-        durations=world.service.durations,
-        planner=world.service.planner,
-        credits_per_video=40,
-        job_timeout=timedelta(minutes=5),
-    )
+    other = other_process(world)
     job = await world.new_job(submit=False)
     outcomes = await world.drive(asyncio.gather(world.service.submit(job.id), other.submit(job.id)))
     assert world.simulator.count("POST", "/v1/generate") == 1
@@ -383,21 +378,6 @@ async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: 
     await world.drive(waiting)
     assert (await world.job(job.id)).state == JobState.RUNNING
     assert world.simulator.count("POST", "/v1/generate") == 1
-
-
-def other_process(world: World) -> ImagineService:
-    """A second bot process: its own service over the same database and API key."""
-    return ImagineService(
-        database=world.database,
-        budgets=world.budgets,
-        jobs=world.jobs,
-        client=world.service.client,
-        clock=world.clock,
-        durations=world.service.durations,
-        planner=world.service.planner,
-        credits_per_video=40,
-        job_timeout=timedelta(minutes=5),
-    )
 
 
 async def test_a_submission_ended_elsewhere_while_it_waits_to_retry_is_not_sent(

@@ -12,20 +12,9 @@ import pytest
 
 from bot.ratelimit import RateLimiter
 from tests.support.clock import FakeClock
+from tests.support.windows import most_in_any_window
 
 WINDOW = 60.0
-
-
-def most_in_any_window(times: list[float], window: float = WINDOW) -> int:
-    """The largest number of ``times`` inside one closed interval of length ``window``."""
-    ordered = sorted(times)
-    best = 0
-    first = 0
-    for last, moment in enumerate(ordered):
-        while ordered[first] < moment - window:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
 
 
 class Callers:
