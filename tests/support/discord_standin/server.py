@@ -252,7 +252,9 @@ class DiscordStandIn:
         """Listen on 127.0.0.1 on a free port."""
         self._runner = web.AppRunner(self._build_app(), handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        # A deep accept queue: a burst of hundreds of interactions opens as many connections at
+        # once, and an overflowing queue would add the kernel's 1 s SYN retry to some of them.
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
         server = site._server
         assert server is not None
