@@ -6,9 +6,11 @@ finished video, or explain a failure, long after the command itself has returned
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -115,6 +117,38 @@ class ResultButton(
             )
 
 
+class AcknowledgementsFirst:
+    """Work that follows a defer waits while other interactions still await their defer.
+
+    In a burst, every command's budget, store and API work would otherwise run between the
+    later commands' events and their acknowledgements, which Discord wants within 3 s.
+    """
+
+    # Never hold work back longer than this, even under an endless stream of commands.
+    MAX_WAIT = 0.5
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def acknowledging(self) -> AsyncIterator[None]:
+        self._pending += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._pending -= 1
+            if self._pending == 0:
+                self._idle.set()
+
+    async def wait_turn(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.MAX_WAIT):
+                await self._idle.wait()
+
+
 def _is_nsfw(channel: object) -> bool:
     is_nsfw = getattr(channel, "is_nsfw", None)
     return bool(is_nsfw()) if callable(is_nsfw) else False
@@ -141,6 +175,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         self.services = services
         self.messages = services.messages
         self._last_progress_edit: dict[str, tuple[float, str]] = {}
+        self._acknowledgements = AcknowledgementsFirst()
 
     async def cog_load(self) -> None:
         self.services.service.attach_notifier(self)
@@ -193,7 +228,9 @@ class ImagineCog(commands.Cog, name="Imagine"):
         image3: discord.Attachment | None = None,
     ) -> None:
         # Acknowledge first: everything else may take longer than Discord's three seconds.
-        await interaction.response.defer(thinking=True)
+        async with self._acknowledgements.acknowledging():
+            await interaction.response.defer(thinking=True)
+        await self._acknowledgements.wait_turn()
         settings = self.services.settings
         request = validate_imagine(
             prompt,
@@ -257,7 +294,9 @@ class ImagineCog(commands.Cog, name="Imagine"):
     # --- buttons ----------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
-        await interaction.response.defer(thinking=True)
+        async with self._acknowledgements.acknowledging():
+            await interaction.response.defer(thinking=True)
+        await self._acknowledgements.wait_turn()
         async with self.services.database.transaction() as session:
             original = await self.services.jobs.get(session, job_id)
         if original is None or original.guild_id != interaction.guild_id:
