@@ -184,12 +184,6 @@ class ImagineCog(commands.Cog, name="Imagine"):
     async def cog_unload(self) -> None:
         await self.services.poller.stop()
 
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        # Handled once, by the tree's error handler; nothing cog-specific to add.
-        return
-
     # --- the command ------------------------------------------------------------------------
 
     @app_commands.command(
@@ -227,10 +221,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
     ) -> None:
-        # Acknowledge first: everything else may take longer than Discord's three seconds.
-        async with self._acknowledgements.acknowledging():
-            await interaction.response.defer(thinking=True)
-        await self._acknowledgements.wait_turn()
+        await self._acknowledge(interaction)
         settings = self.services.settings
         request = validate_imagine(
             prompt,
@@ -249,6 +240,12 @@ class ImagineCog(commands.Cog, name="Imagine"):
             image_urls=request.images,
             reroll_of=None,
         )
+
+    async def _acknowledge(self, interaction: discord.Interaction) -> None:
+        """Defer first: everything else may take longer than Discord's three seconds."""
+        async with self._acknowledgements.acknowledging():
+            await interaction.response.defer(thinking=True)
+        await self._acknowledgements.wait_turn()
 
     async def _start_job(
         self,
@@ -294,9 +291,7 @@ class ImagineCog(commands.Cog, name="Imagine"):
     # --- buttons ----------------------------------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job_id: str) -> None:
-        async with self._acknowledgements.acknowledging():
-            await interaction.response.defer(thinking=True)
-        await self._acknowledgements.wait_turn()
+        await self._acknowledge(interaction)
         async with self.services.database.transaction() as session:
             original = await self.services.jobs.get(session, job_id)
         if original is None or original.guild_id != interaction.guild_id:
