@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from importlib.metadata import PackageNotFoundError, version
 
 import aiohttp
 
+from bot import user_agent
 from bot.budget import Budgets
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -31,13 +31,6 @@ log = logging.getLogger(__name__)
 # A dry run should show the whole flow in a minute, not make the operator wait for real lengths.
 DRY_RUN_SIMULATOR = SimulatorConfig(min_seconds=8.0, max_seconds=20.0)
 SIMULATOR_TOKEN = "dry-run"  # noqa: S105 - the in-process simulator accepts any token
-
-
-def package_version() -> str:
-    try:
-        return version("imagine-bot")
-    except PackageNotFoundError:
-        return "0"
 
 
 @dataclass
@@ -98,7 +91,7 @@ async def build_services(
         )
 
     http = aiohttp.ClientSession(
-        headers={"User-Agent": f"imagine-bot/{package_version()}"},
+        headers={"User-Agent": user_agent()},
         timeout=aiohttp.ClientTimeout(total=60, connect=10),
     )
     limiter = RateLimiter(settings.grok_rate_limit_per_minute, clock=clock)

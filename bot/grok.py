@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 from typing import Any
 
 import aiohttp
 
+from bot import user_agent
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 
@@ -45,13 +45,6 @@ FAILED_STATUSES = frozenset({"failed", "error", "cancelled", "canceled"})
 PENDING_STATUSES = frozenset(
     {"pending", "queued", "processing", "running", "in_progress", "generating"}
 )
-
-
-def _user_agent() -> str:
-    try:
-        return f"imagine-bot/{version('imagine-bot')}"
-    except PackageNotFoundError:
-        return "imagine-bot/0"
 
 
 # -- requests and answers -------------------------------------------------------------------
@@ -249,7 +242,7 @@ class GrokClient:
         default_headroom = max(1, limiter.per_minute // 10)
         headroom = default_headroom if status_headroom is None else status_headroom
         self._status_headroom = max(0, min(headroom, limiter.per_minute - 1))
-        self._user_agent = _user_agent()
+        self._user_agent = user_agent()
 
     def __repr__(self) -> str:
         return f"GrokClient(base_url={self._base_url!r})"
