@@ -51,7 +51,8 @@ class ImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         from cogs.budget import BudgetCog, HistoryPageButton
-        from cogs.imagine import ImagineCog, ResultButton
+        from cogs.imagine import ImagineCog
+        from cogs.views import ResultButton
 
         await self.tree.set_translator(CatalogTranslator(self.services.messages))
         await self.add_cog(ImagineCog(self, self.services))

@@ -1,7 +1,6 @@
-"""/imagine: take the request, hand it to the domain, show progress, post the video.
+"""/imagine and the result buttons: take the request, hand it to the domain.
 
-This cog is also the domain's ``JobNotifier``: the poller calls it to show progress, deliver a
-finished video, or explain a failure, long after the command itself has returned.
+What happens to the job afterwards reaches Discord through ``cogs.delivery.DiscordNotifier``.
 """
 
 from __future__ import annotations
@@ -9,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
@@ -21,33 +18,15 @@ from discord.ext import commands
 from bot.app import Services
 from bot.errors import InvalidInput
 from bot.jobs import JobState, NewJob
-from bot.models import Job
-from bot.service import Delivery, FailureReason, Progress
 from bot.validation import ImageInput, validate_imagine
-from bot.video import FetchedVideo
-from cogs.errors import language_for, report_error
-from cogs.render import (
-    NO_PINGS,
-    failure_embed,
-    mention,
-    only_pinging,
-    progress_embed,
-    result_embed,
-)
+from cogs.delivery import DiscordNotifier
+from cogs.errors import language_for
 from cogs.translator import text
 
 if TYPE_CHECKING:
     from cogs.client import ImagineBot
 
 log = logging.getLogger(__name__)
-
-# Progress edits go through Discord's webhook rate limits; a few per job are plenty.
-PROGRESS_EDIT_INTERVAL = 15.0
-# Use the interaction's follow-up only while its token has comfortably this long to live.
-TOKEN_SAFETY_MARGIN = timedelta(seconds=60)
-INVALID_WEBHOOK_TOKEN = 50027
-# How far back to look for a delivery that a crashed process may already have posted.
-DELIVERY_LOOKBACK = 50
 
 RATIO_CHOICES = [
     app_commands.Choice(name=text("16:9 landscape", "cmd.choice.ratio_landscape"), value="16:9"),
@@ -61,60 +40,6 @@ MODE_CHOICES = [
     app_commands.Choice(name=text("normal", "cmd.choice.mode_normal"), value="normal"),
     app_commands.Choice(name=text("spicy", "cmd.choice.mode_spicy"), value="spicy"),
 ]
-
-
-def delete_custom_id(job_id: str) -> str:
-    return f"imagine:delete:{job_id}"
-
-
-# How each result button looks: emoji and style.
-_BUTTON_LOOKS = {
-    "reroll": ("🔁", discord.ButtonStyle.secondary),
-    "delete": ("🗑️", discord.ButtonStyle.danger),
-}
-
-
-class ResultButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:(?P<action>reroll|delete):(?P<job>[0-9a-f]{32})",
-):
-    """Reroll (same request again, charged to whoever clicks) or Delete (requester or admin).
-
-    The job id lives in the custom_id, so the buttons keep working after a restart.
-    """
-
-    def __init__(self, action: str, job_id: str, label: str) -> None:
-        emoji, style = _BUTTON_LOOKS[action]
-        super().__init__(
-            discord.ui.Button(
-                label=label, emoji=emoji, style=style, custom_id=f"imagine:{action}:{job_id}"
-            )
-        )
-        self.action = action
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls,
-        interaction: discord.Interaction,
-        item: discord.ui.Button[Any],
-        match: re.Match[str],
-        /,
-    ) -> ResultButton:
-        return cls(match["action"], match["job"], item.label or "")
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        cog = interaction.client.get_cog(ImagineCog.__cog_name__)
-        assert isinstance(cog, ImagineCog)
-        try:
-            if self.action == "reroll":
-                await cog.reroll(interaction, self.job_id)
-            else:
-                await cog.delete_result(interaction, self.job_id)
-        except Exception as error:  # noqa: BLE001 - buttons share the commands' error path
-            await report_error(
-                interaction, error, cog.messages, cog.services.settings.credits_per_video
-            )
 
 
 class AcknowledgementsFirst:
@@ -168,17 +93,17 @@ def _image_inputs(attachments: list[discord.Attachment | None]) -> list[ImageInp
 
 
 class ImagineCog(commands.Cog, name="Imagine"):
-    """/imagine and everything that happens to its job afterwards."""
+    """/imagine, Reroll and Delete."""
 
     def __init__(self, bot: ImagineBot, services: Services) -> None:
         self.bot = bot
         self.services = services
         self.messages = services.messages
-        self._last_progress_edit: dict[str, tuple[float, str]] = {}
+        self.notifier = DiscordNotifier(bot, services)
         self._acknowledgements = AcknowledgementsFirst()
 
     async def cog_load(self) -> None:
-        self.services.service.attach_notifier(self)
+        self.services.service.attach_notifier(self.notifier)
         self.services.poller.start()
 
     async def cog_unload(self) -> None:
@@ -280,11 +205,13 @@ class ImagineCog(commands.Cog, name="Imagine"):
         # From here on the credits are reserved and the job is in the store: whatever goes
         # wrong now, the poller takes the job over, so the member is never told it failed.
         try:
-            await self.job_progress(job, service.progress_of(job, "submitting"))
+            await self.notifier.job_progress(job, service.progress_of(job, "submitting"))
             outcome = await service.submit(job.id)
             if outcome.job.state == JobState.RUNNING:
                 self.services.poller.wake()
-                await self.job_progress(outcome.job, service.progress_of(outcome.job, "submitted"))
+                await self.notifier.job_progress(
+                    outcome.job, service.progress_of(outcome.job, "submitted")
+                )
         except Exception:
             log.exception("job %s hit a problem after it was saved; the poller takes over", job.id)
 
@@ -327,182 +254,3 @@ class ImagineCog(commands.Cog, name="Imagine"):
         await interaction.followup.send(
             self.messages.text(language, "imagine.delete.done"), ephemeral=True
         )
-
-    # --- JobNotifier ------------------------------------------------------------------------
-
-    def _interaction_webhook(self, job: Job) -> discord.Webhook | None:
-        """The job's interaction webhook while its token is still good for a while."""
-        expires_at = job.interaction_expires_at
-        if job.interaction_token is None or expires_at is None or self.bot.application_id is None:
-            return None
-        if self.services.clock.now() + TOKEN_SAFETY_MARGIN >= expires_at:
-            return None
-        return discord.Webhook.partial(
-            self.bot.application_id, job.interaction_token, client=self.bot
-        )
-
-    async def job_progress(self, job: Job, progress: Progress) -> None:
-        webhook = self._interaction_webhook(job)
-        if webhook is None:
-            return
-        now = self.services.clock.monotonic()
-        last = self._last_progress_edit.get(job.id)
-        if (
-            last is not None
-            and last[1] == progress.status
-            and now - last[0] < PROGRESS_EDIT_INTERVAL
-        ):
-            return
-        self._last_progress_edit[job.id] = (now, progress.status)
-        embed = progress_embed(
-            self.messages,
-            job.locale,
-            job,
-            progress,
-            dry_run=self.services.settings.dry_run,
-            now=self.services.clock.now(),
-        )
-        await webhook.edit_message(
-            "@original", content=None, embed=embed, allowed_mentions=NO_PINGS
-        )
-
-    async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
-        self._last_progress_edit.pop(job.id, None)
-        embed = failure_embed(
-            self.messages,
-            job.locale,
-            job,
-            reason,
-            refunded,
-            timeout_minutes=self.services.settings.job_timeout_minutes,
-        )
-        webhook = self._interaction_webhook(job)
-        if webhook is not None:
-            try:
-                await webhook.edit_message(
-                    "@original", content=None, embed=embed, allowed_mentions=NO_PINGS
-                )
-            except discord.HTTPException as error:
-                if not _token_is_gone(error):
-                    raise
-            else:
-                return
-        channel = await self._channel(job.channel_id)
-        await channel.send(
-            content=mention(job.member_id),
-            embed=embed,
-            allowed_mentions=only_pinging(job.member_id),
-            nonce=_nonce(job, "failed"),
-        )
-
-    async def deliver(self, job: Job) -> Delivery:
-        self._last_progress_edit.pop(job.id, None)
-        channel = await self._channel(job.channel_id)
-        if job.delivery_attempts > 1:
-            posted = await self._find_delivery(channel, job)
-            if posted is not None:
-                log.info("job %s was already posted as message %s", job.id, posted.id)
-                return Delivery(message_id=posted.id)
-        async with contextlib.AsyncExitStack() as stack:
-            videos: list[FetchedVideo] = [
-                await stack.enter_async_context(
-                    self.services.fetcher.fetch(url, index=index, max_bytes=job.upload_limit_bytes)
-                )
-                for index, url in enumerate(job.video_urls)
-            ]
-            message = await self._post_result(job, channel, videos)
-        return Delivery(message_id=message.id if message is not None else None)
-
-    async def _post_result(
-        self, job: Job, channel: discord.abc.Messageable, videos: list[FetchedVideo]
-    ) -> discord.Message | None:
-        language = job.locale
-
-        def files() -> list[discord.File]:
-            # discord.py closes files after each send, so every attempt opens them anew.
-            return [discord.File(v.path, filename=v.filename) for v in videos if v.path]
-
-        links = [
-            self.messages.text(language, "imagine.done.link", number=index + 1, url=video.url)
-            for index, video in enumerate(videos)
-            if video.path is None
-        ]
-        view = discord.ui.View(timeout=None)
-        for action, key in (
-            ("reroll", "imagine.button.reroll"),
-            ("delete", "imagine.button.delete"),
-        ):
-            view.add_item(ResultButton(action, job.id, self.messages.text(language, key)))
-        content = self.messages.text(
-            language, "imagine.done.content", mention=mention(job.member_id)
-        )
-        embed = result_embed(self.messages, language, job, links)
-        pings = only_pinging(job.member_id)
-        webhook = self._interaction_webhook(job)
-        if webhook is not None:
-            try:
-                message = await webhook.send(
-                    content=content,
-                    embed=embed,
-                    files=files(),
-                    view=view,
-                    allowed_mentions=pings,
-                    wait=True,
-                )
-            except discord.HTTPException as error:
-                if not _token_is_gone(error):
-                    raise
-                log.info(
-                    "interaction token of job %s is no longer valid; posting to the channel", job.id
-                )
-            else:
-                await self._mark_progress_done(webhook, language)
-                return message
-        return await channel.send(
-            content=content,
-            embed=embed,
-            files=files(),
-            view=view,
-            allowed_mentions=pings,
-            nonce=_nonce(job, "video"),
-        )
-
-    async def _mark_progress_done(self, webhook: discord.Webhook, language: str) -> None:
-        embed = discord.Embed(description=self.messages.text(language, "imagine.done.progress"))
-        with contextlib.suppress(discord.HTTPException):
-            await webhook.edit_message(
-                "@original", content=None, embed=embed, allowed_mentions=NO_PINGS
-            )
-
-    async def _channel(self, channel_id: int) -> discord.abc.Messageable:
-        channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
-        assert isinstance(channel, discord.abc.Messageable)
-        return channel
-
-    async def _find_delivery(
-        self, channel: discord.abc.Messageable, job: Job
-    ) -> discord.Message | None:
-        """A message a previous attempt already posted for this job (it carries its buttons)."""
-        marker = delete_custom_id(job.id)
-        own_id = self.bot.user.id if self.bot.user else None
-        try:
-            async for message in channel.history(limit=DELIVERY_LOOKBACK):
-                if message.author.id != own_id:
-                    continue
-                for row in message.components:
-                    for child in getattr(row, "children", ()):
-                        if getattr(child, "custom_id", None) == marker:
-                            return message
-        except discord.HTTPException:
-            log.warning("could not read channel history to check job %s", job.id, exc_info=True)
-        return None
-
-
-def _token_is_gone(error: discord.HTTPException) -> bool:
-    """The interaction's webhook no longer works: expired token, or the message is gone."""
-    return error.code == INVALID_WEBHOOK_TOKEN or error.status in {401, 404}
-
-
-def _nonce(job: Job, purpose: str) -> str:
-    # Discord drops a second message with the same nonce, so a retried post can't double up.
-    return f"{purpose[:1]}{job.id[:24]}"
