@@ -108,7 +108,6 @@ async def build_services(
         clock=clock,
         durations=durations,
         planner=planner,
-        credits_per_video=settings.credits_per_video,
         job_timeout=timedelta(minutes=settings.job_timeout_minutes),
     )
     await service.warm_up()

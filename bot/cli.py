@@ -64,16 +64,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _upgrade(database_url: str) -> None:
-    from bot.db import Database
-
-    database = Database.from_url(database_url)
-    try:
-        await database.upgrade()
-    finally:
-        await database.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -86,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "db":
         logging.basicConfig(level=logging.INFO)
-        asyncio.run(_upgrade(database_url))
+        from bot.db import upgrade_database
+
+        asyncio.run(upgrade_database(database_url))
         print("imagine-bot: the database is up to date")
         return 0
     configure_logging(settings)

@@ -200,18 +200,6 @@ class JobStore:
         )
         return dict(rows.all())
 
-    async def active_jobs(
-        self, session: AsyncSession, states: Collection[JobState] = ACTIVE_STATES
-    ) -> list[Job]:
-        """Jobs in the given (by default every non-terminal) state, oldest first."""
-        rows = await session.exec(
-            select(Job)
-            .where(col(Job.state).in_(list(states)))
-            .order_by(col(Job.created_at), col(Job.id))
-            .execution_options(populate_existing=True)
-        )
-        return list(rows.all())
-
     async def recent_durations(self, session: AsyncSession, limit: int = 256) -> list[float]:
         """Learned durations of the latest delivered jobs, newest first."""
         rows = await session.exec(

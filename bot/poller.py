@@ -107,10 +107,6 @@ class Poller:
         while self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def wake(self) -> None:
         """Something changed (a new job): look again now instead of at the planned time."""
         self._wake.set()

@@ -311,13 +311,6 @@ def _bracket(low: float, high: float) -> tuple[float, float]:
     return min(max(low, 0.0), high), high
 
 
-@dataclass(frozen=True, slots=True)
-class PollPlan:
-    """One scheduled status request."""
-
-    at: float  # seconds after submission
-
-
 class _WarpedTime:
     """``W(t) = ∫ sqrt(f/S)`` over the distribution's body, in closed form per segment.
 
@@ -537,10 +530,6 @@ class PollPlanner:
         if not math.isfinite(elapsed) or elapsed < 0:
             raise ValueError(f"elapsed must be a finite number of seconds ≥ 0, not {elapsed}")
         return self._current().next_poll(elapsed, _stretch(pressure))
-
-    def demand_rate(self, elapsed: float, *, pressure: float = 1.0) -> float:
-        """This job's polls per second right now (1 / its current spacing)."""
-        return 1.0 / (self.next_poll(elapsed, pressure=pressure) - elapsed)
 
     def expected_requests(self, *, pressure: float = 1.0) -> float:
         """Expected status GETs per job under the current model."""

@@ -109,7 +109,6 @@ class ImagineService:
         clock: Clock,
         durations: DurationModel,
         planner: PollSchedule,
-        credits_per_video: int,
         job_timeout: timedelta,
     ) -> None:
         self.database = database
@@ -119,7 +118,6 @@ class ImagineService:
         self.clock = clock
         self.durations = durations
         self.planner = planner
-        self.credits_per_video = credits_per_video
         self.job_timeout = job_timeout
         self.notifier: JobNotifier | None = None
         # Jobs this process is submitting right now (possibly still waiting for a rate-limit

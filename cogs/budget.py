@@ -16,7 +16,7 @@ from bot.config import BudgetAdmins
 from bot.errors import InvalidInput, MissingPermission
 from bot.i18n import Messages, format_number
 from bot.models import LedgerEntry
-from cogs.errors import language_for, report_error
+from cogs.errors import language_for, reporting_errors
 from cogs.render import EMBED_COLOUR, NO_PINGS, mention, timestamp
 from cogs.translator import text
 
@@ -185,12 +185,9 @@ class HistoryPageButton(
     async def callback(self, interaction: discord.Interaction) -> None:
         cog = interaction.client.get_cog(BudgetCog.__cog_name__)
         assert isinstance(cog, BudgetCog)
-        try:
-            await cog.show_history_page(interaction, self.guild_id, self.page, edit=True)
-        except Exception as error:  # noqa: BLE001 - buttons share the commands' error path
-            await report_error(
-                interaction, error, cog.messages, cog.services.settings.credits_per_video
-            )
+        await reporting_errors(
+            interaction, cog.show_history_page(interaction, self.guild_id, self.page, edit=True)
+        )
 
 
 class BudgetCog(commands.Cog, name="Budget"):

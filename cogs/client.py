@@ -22,10 +22,7 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
-        services = interaction.client.services
-        await report_error(
-            interaction, error, services.messages, services.settings.credits_per_video
-        )
+        await report_error(interaction, error)
 
 
 class ImagineBot(commands.Bot):

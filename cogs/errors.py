@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
@@ -12,6 +14,9 @@ from bot.budget import BudgetChangeRefused, BudgetRefused
 from bot.errors import UserFacingError
 from bot.i18n import Messages, pick_language
 from cogs.render import FAILURE_COLOUR, NO_PINGS, timestamp
+
+if TYPE_CHECKING:
+    from cogs.client import ImagineBot
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,14 @@ def describe(
     return None
 
 
+async def reporting_errors(interaction: discord.Interaction, step: Awaitable[None]) -> None:
+    """Await a button's step: an error in it reaches the member the way a command's does."""
+    try:
+        await step
+    except Exception as error:  # noqa: BLE001 - every error is rendered, unexpected ones logged
+        await report_error(interaction, error)
+
+
 async def reply_privately(interaction: discord.Interaction, text: str, *, error: bool) -> None:
     """Answer only the member, whether or not the interaction was already acknowledged."""
     embed = discord.Embed(description=text, colour=FAILURE_COLOUR if error else None)
@@ -94,13 +107,15 @@ async def reply_privately(interaction: discord.Interaction, text: str, *, error:
     await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def report_error(
-    interaction: discord.Interaction,
-    error: BaseException,
-    messages: Messages,
-    credits_per_video: int,
-) -> None:
-    """Render ``error`` for the member; unexpected errors are logged with an id to quote."""
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Render ``error`` for the member; unexpected errors are logged with an id to quote.
+
+    Commands (through the tree's ``on_error``) and buttons (through ``reporting_errors``) both
+    end here; the catalogs come from the services of the bot that received the interaction.
+    """
+    services = cast("ImagineBot", interaction.client).services
+    messages = services.messages
+    credits_per_video = services.settings.credits_per_video
     language = language_for(interaction)
     text = describe(error, messages, language, credits_per_video)
     if text is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import discord
 
-from cogs.errors import report_error
+from cogs.errors import reporting_errors
 
 
 def delete_custom_id(job_id: str) -> str:
@@ -56,12 +56,5 @@ class ResultButton(
 
         cog = interaction.client.get_cog(ImagineCog.__cog_name__)
         assert isinstance(cog, ImagineCog)
-        try:
-            if self.action == "reroll":
-                await cog.reroll(interaction, self.job_id)
-            else:
-                await cog.delete_result(interaction, self.job_id)
-        except Exception as error:  # noqa: BLE001 - buttons share the commands' error path
-            await report_error(
-                interaction, error, cog.messages, cog.services.settings.credits_per_video
-            )
+        step = cog.reroll if self.action == "reroll" else cog.delete_result
+        await reporting_errors(interaction, step(interaction, self.job_id))

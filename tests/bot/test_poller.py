@@ -133,7 +133,6 @@ def other_process(world: World, durations: DurationModel | None = None) -> Imagi
         clock=world.clock,
         durations=durations,
         planner=PollPlanner(durations),
-        credits_per_video=40,
         job_timeout=timedelta(minutes=5),
     )
 
@@ -163,7 +162,6 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
             clock=clock,
             durations=durations,
             planner=PollPlanner(durations),
-            credits_per_video=40,
             job_timeout=timedelta(minutes=5),
         )
         notifier = RecordingNotifier()

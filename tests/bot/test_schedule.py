@@ -168,10 +168,10 @@ def test_pressure_divides_the_demand_within_the_clamps() -> None:
     planner = PollPlanner(DurationModel(120.0), min_interval=1.0, max_interval=60.0)
 
     for elapsed in (60.0, 90.0, 120.0, 150.0, 175.0, 400.0):
-        relaxed = planner.demand_rate(elapsed)
-        stretched = planner.demand_rate(elapsed, pressure=3.0)
-        expected = min(max(relaxed / 3, 1 / 60), 1.0)
-        assert stretched == pytest.approx(expected, rel=1e-6)
+        relaxed = planner.next_poll(elapsed) - elapsed
+        stretched = planner.next_poll(elapsed, pressure=3.0) - elapsed
+        # Three times the spacing (a third of the request rate), within [1 s, 60 s].
+        assert stretched == pytest.approx(min(max(relaxed * 3, 1.0), 60.0), rel=1e-6)
     assert planner.expected_requests(pressure=3.0) < 0.5 * planner.expected_requests()
     # Below 1 means "no shortage": the ideal schedule, never a denser one.
     assert planner.next_poll(100.0, pressure=0.2) == planner.next_poll(100.0)
