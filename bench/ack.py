@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +25,6 @@ from discord.ext import commands
 
 from bench.common import (
     Loopback,
-    RunningClient,
     connect,
     loopback,
     quiet_logging,
@@ -92,28 +92,25 @@ async def one_round(kind: BotKind, options: AckOptions, folder: Path) -> dict[st
     simulator = SimulatorConfig(
         min_seconds=300.0, max_seconds=600.0, rate_limit_per_minute=2 * options.commands
     )
-    async with loopback(
-        simulator, folder=folder, guilds=options.servers, members=options.members
-    ) as world:
-        running: RunningClient
+    async with (
+        loopback(
+            simulator, folder=folder, guilds=options.servers, members=options.members
+        ) as world,
+        contextlib.AsyncExitStack() as bot,
+    ):
         if kind == "bare":
             running = await connect(BareBot(), world.standin.token)
-            services = None
+            bot.push_async_callback(running.stop)
         else:
-            services, running = await world.start_imagine_bot(
-                GROK_RATE_LIMIT_PER_MINUTE=str(2 * options.commands)
+            await bot.enter_async_context(
+                world.imagine_bot(GROK_RATE_LIMIT_PER_MINUTE=str(2 * options.commands))
             )
-        try:
-            samples: dict[str, list[float]] = {}
-            for phase in ("cold", "warm"):
-                samples[phase] = await burst(world, options.commands)
-                # What follows each defer (imagine-bot: budget, store, submit, progress) ends
-                # before the next burst or the teardown.
-                await finish_command_handlers()
-        finally:
-            await running.stop()
-            if services is not None:
-                await services.close()
+        samples: dict[str, list[float]] = {}
+        for phase in ("cold", "warm"):
+            samples[phase] = await burst(world, options.commands)
+            # What follows each defer (imagine-bot: budget, store, submit, progress) ends
+            # before the next burst or the teardown.
+            await finish_command_handlers()
     return samples
 
 

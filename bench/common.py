@@ -26,17 +26,21 @@ from typing import Any
 from aiohttp import web
 from discord.ext import commands
 
-from bot.app import Services, build_services
+from bot.app import Services, build_services, open_infrastructure
 from bot.clock import SystemClock
 from bot.config import Settings, settings_from_mapping
+from bot.models import Job
 from bot.schedule import PollSchedule
+from bot.service import Delivery, FailureReason, Progress
 from bot.simulator import Simulator, SimulatorConfig
-from cogs.client import ImagineBot
+from cogs.main import App, assembled, serve
 from tests.support.discord_standin import DiscordStandIn, Guild, InteractionRecord, User
 
 RESULTS_DIR = Path(__file__).parent / "results"
 API_TOKEN = "bench-api-key"
 READY_TIMEOUT = 60.0
+# The poller names the task that steps a job ``imagine-job-<job id>`` (see ``Poller.tick``).
+POLLER_STEP_PREFIX = "imagine-job-"
 
 # --- statistics -------------------------------------------------------------------------------
 
@@ -196,6 +200,93 @@ async def connect(client: commands.Bot, token: str) -> RunningClient:
     return RunningClient(client, task)
 
 
+@contextlib.asynccontextmanager
+async def imagine_bot(
+    settings: Settings, *, planner: PollSchedule | None = None, **client_options: Any
+) -> AsyncIterator[App]:
+    """imagine-bot itself, assembled as in production, logged in, connected and ready.
+
+    ``planner`` replaces the learned poll schedule before any job exists (benchmarks compare
+    fixed intervals with it). On the way out the poller stops, then the gateway connection
+    ends, and everything assembled is closed.
+    """
+    client_options.setdefault("guild_ready_timeout", 0.01)
+    async with assembled(settings, **client_options) as app:
+        if planner is not None:
+            # The service plans each job's polls with it; the poller reads it on every refresh.
+            app.services.imagine.planner = planner
+        task = asyncio.create_task(serve(app, settings.discord_token.get_secret_value()))
+        try:
+            ready = asyncio.create_task(app.bot.wait_until_ready())
+            done, _ = await asyncio.wait(
+                {ready, task}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if ready not in done:
+                ready.cancel()
+                if task in done:
+                    task.result()  # raises what ended the session (a refused login…)
+                    raise RuntimeError("the bot's gateway session ended before it was ready")
+                raise TimeoutError(f"the bot was not ready within {READY_TIMEOUT} s")
+            yield app
+        finally:
+            # The poller first, as before the app was reshaped: ``serve`` stops it only once
+            # the connection has ended, and by then a step still delivering a video would fail
+            # on discord.py's closed HTTP session (and log that as a failed delivery).
+            await app.services.poller.stop()
+            await app.bot.close()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class NullNotifier:
+    """A Discord side that shows nothing, for benchmarks of the domain alone."""
+
+    async def job_progress(self, job: Job, progress: Progress) -> None:
+        return None
+
+    async def deliver(self, job: Job) -> Delivery:
+        return Delivery(message_id=None)
+
+    async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def headless_services(settings: Settings) -> AsyncIterator[Services]:
+    """The domain's services without Discord (nothing is ever shown); all closed on the way out.
+
+    The poller is built but not started.
+    """
+    infrastructure = await open_infrastructure(settings)
+    try:
+        services = await build_services(infrastructure, NullNotifier())
+        try:
+            yield services
+        finally:
+            await services.poller.stop()
+    finally:
+        await infrastructure.close()
+
+
+def poller_steps() -> list[asyncio.Task[Any]]:
+    """The poller's unfinished job steps in the running loop (one poller per loop, as here)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name().startswith(POLLER_STEP_PREFIX) and not task.done()
+    ]
+
+
+async def wait_for_poller_steps() -> None:
+    """Wait until every job step the poller has started so far has finished.
+
+    ``Poller.tick`` starts one task per claimed job and returns; they are found by the name the
+    poller gives them, so this needs nothing of the poller but that. Their errors are the
+    poller's (it logs them).
+    """
+    while steps := poller_steps():
+        await asyncio.gather(*steps, return_exceptions=True)
+
+
 @dataclass
 class Loopback:
     """A running stand-in (with servers and members) and simulator, discord.py pointed at them."""
@@ -219,19 +310,11 @@ class Loopback:
         }
         return settings_from_mapping(values | overrides)
 
-    async def start_imagine_bot(
-        self,
-        *,
-        planner: PollSchedule | None = None,
-        poll_min_interval: float = 1.0,
-        **overrides: str,
-    ) -> tuple[Services, RunningClient]:
-        """imagine-bot itself: every service, the cogs, the poller."""
-        services = await build_services(
-            self.settings(**overrides), poll_min_interval=poll_min_interval, planner=planner
-        )
-        running = await connect(ImagineBot(services, guild_ready_timeout=0.01), self.standin.token)
-        return services, running
+    def imagine_bot(
+        self, *, planner: PollSchedule | None = None, **overrides: str
+    ) -> contextlib.AbstractAsyncContextManager[App]:
+        """imagine-bot itself, against this world: every service, the features, the poller."""
+        return imagine_bot(self.settings(**overrides), planner=planner)
 
     async def imagine(
         self, index: int, prompt: str, *, attachment_size_limit: int | None = None

@@ -134,18 +134,16 @@ async def run_variant(
         seed=options.seed,
     )
     async with loopback(simulator, folder=folder, guilds=options.servers, members=10) as world:
-        services, running = await world.start_imagine_bot(
+        # The learned schedule spaces one job's polls by at least min(1 s, prior / 60): the bot
+        # derives it from POLL_EXPECTED_SECONDS. Fixed planners replace it before any job exists.
+        async with world.imagine_bot(
             planner=planner,
-            poll_min_interval=min(1.0, options.expected / 60),
             GROK_RATE_LIMIT_PER_MINUTE=str(options.rate_limit),
             POLL_EXPECTED_SECONDS=str(options.prior),
-        )
-        try:
+        ) as app:
+            services = app.services
             await run_phase(world, "learning", options.learn, options)
             measured = await run_phase(world, "measured", options.jobs, options)
-        finally:
-            await running.stop()
-            await services.close()
         tasks = {task.request["prompt"]: task for task in world.simulator.tasks.values()}
         gets = status_requests_per_task(world.simulator)
         requests: list[int] = []
@@ -166,7 +164,7 @@ async def run_variant(
         lateness_p95=percentile(lateness, 95),
         lateness_max=max(lateness),
         bound=sum(above_minimum) / len(above_minimum) / 2,
-        learned_samples=services.durations.observed if planner is None else None,
+        learned_samples=services.imagine.durations.observed if planner is None else None,
         http_answers=dict(world.simulator.answers),
     )
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.common import loopback, quiet_logging, status_requests_per_task, write_results
+from bot.app import Infrastructure
 from bot.jobs import TERMINAL_STATES, JobState
 from bot.simulator import RecordedRequest, SimulatorConfig
 from tests.support.discord_standin import InteractionRecord
@@ -70,10 +71,6 @@ async def run(options: SaturationOptions, folder: Path) -> dict[str, object]:
         seed=options.seed,
     )
     async with loopback(simulator, folder=folder, guilds=options.servers, members=50) as world:
-        services, running = await world.start_imagine_bot(
-            GROK_RATE_LIMIT_PER_MINUTE=str(options.rate_limit),
-            POLL_EXPECTED_SECONDS=str(options.expected),
-        )
         records: list[InteractionRecord] = []
 
         async def arrive() -> None:
@@ -81,11 +78,11 @@ async def run(options: SaturationOptions, folder: Path) -> dict[str, object]:
                 records.append(await world.imagine(index, f"saturation {index}"))
                 await asyncio.sleep(60 / options.arrivals)
 
-        async def all_ended() -> dict[JobState, int]:
+        async def all_ended(store: Infrastructure) -> dict[JobState, int]:
             reported = time.monotonic()
             while True:
-                async with services.database.transaction() as session:
-                    counts = await services.jobs.count_by_state(session)
+                async with store.database.transaction() as session:
+                    counts = await store.jobs.count_by_state(session)
                 ended = sum(counts[state] for state in TERMINAL_STATES)
                 if ended >= options.jobs:
                     return counts
@@ -98,14 +95,14 @@ async def run(options: SaturationOptions, folder: Path) -> dict[str, object]:
                     )
                 await asyncio.sleep(CHECK_EVERY)
 
-        started = time.monotonic()
-        try:
+        async with world.imagine_bot(
+            GROK_RATE_LIMIT_PER_MINUTE=str(options.rate_limit),
+            POLL_EXPECTED_SECONDS=str(options.expected),
+        ) as app:
+            started = time.monotonic()
             await arrive()
             last_arrival = time.monotonic()
-            counts = await all_ended()
-        finally:
-            await running.stop()
-            await services.close()
+            counts = await all_ended(app.services.infrastructure)
         posted = sorted(p for record in records if (p := world.posted_at(record)) is not None)
         timeline = per_minute(world.simulator.requests, posted, started)
         gets = status_requests_per_task(world.simulator)

@@ -3,8 +3,9 @@
 1. Poller tick cost with ``--pending`` running jobs (far-future next poll) plus ``--due`` due
    ones, against 100 pending: a tick claims due jobs through an index, so its cost follows the
    due jobs, not the store. Timed with and without the periodic per-server pressure refresh.
-2. Start-up in a fresh process: imports, then ``build_services`` (migration check, learning
-   durations from delivered jobs) on that store; resident memory afterwards.
+2. Start-up in a fresh process: imports, then ``open_infrastructure`` and ``build_services``
+   (migration check, learning durations from delivered jobs) on that store; resident memory
+   afterwards.
 3. Peak memory while delivering one video of 10 MB and of 100 MB: the bot runs in its own
    process, the stand-in (which keeps uploads in memory) and the simulator in this one, so the
    bot's VmHWM counts only the bot.
@@ -36,21 +37,22 @@ from sqlmodel import col
 
 from bench.common import (
     API_TOKEN,
-    connect,
+    headless_services,
+    imagine_bot,
     loopback,
     memory_of,
     mib,
     quiet_logging,
+    wait_for_poller_steps,
     write_results,
 )
-from bot.app import Services, build_services
+from bot.app import Services
 from bot.config import Settings, settings_from_mapping
 from bot.grok import GenerateRequest
 from bot.jobs import JobState
 from bot.models import Job
 from bot.poller import Poller
 from bot.simulator import Simulator, SimulatorConfig
-from cogs.client import ImagineBot
 
 TICK_REPEATS = 30
 INSERT_CHUNK = 500  # rows per multi-row INSERT, within SQLite's bound parameters
@@ -67,7 +69,7 @@ class ScaleOptions:
 
 
 def job_row(index: int, state: JobState, services: Services, **fields: Any) -> dict[str, Any]:
-    now = services.clock.now()
+    now = services.infrastructure.clock.now()
     return {
         "id": uuid.uuid4().hex,
         "idempotency_key": uuid.uuid4().hex,
@@ -97,13 +99,14 @@ def job_row(index: int, state: JobState, services: Services, **fields: Any) -> d
 
 async def insert_rows(services: Services, rows: Sequence[dict[str, Any]]) -> None:
     for start in range(0, len(rows), INSERT_CHUNK):
-        async with services.database.transaction() as session:
+        async with services.infrastructure.database.transaction() as session:
             await session.exec(insert(Job).values(list(rows[start : start + INSERT_CHUNK])))
 
 
 async def fill_store(services: Services, pending: int, delivered: int) -> None:
     """Running jobs polled again in a day, and delivered ones with learned durations."""
-    later = services.clock.now() + timedelta(days=1)
+    clock = services.infrastructure.clock
+    later = clock.now() + timedelta(days=1)
     running = [
         job_row(i, JobState.RUNNING, services, task_id=f"stored_{i}", next_poll_at=later)
         for i in range(pending)
@@ -114,7 +117,7 @@ async def fill_store(services: Services, pending: int, delivered: int) -> None:
             JobState.DELIVERED,
             services,
             task_id=f"done_{i}",
-            completed_at=services.clock.now(),
+            completed_at=clock.now(),
             estimated_duration=30.0 + i % 60,
         )
         for i in range(delivered)
@@ -124,10 +127,11 @@ async def fill_store(services: Services, pending: int, delivered: int) -> None:
 
 async def add_due_jobs(services: Services, count: int) -> list[str]:
     """Jobs with real tasks at the simulator (still generating), due now."""
+    api = services.infrastructure.api
     rows = []
     for index in range(count):
         request = GenerateRequest(prompt=f"due job {index}")
-        task_id = await services.client.submit(request, idempotency_key=uuid.uuid4().hex)
+        task_id = await api.submit(request, idempotency_key=uuid.uuid4().hex)
         rows.append(job_row(index, JobState.RUNNING, services, task_id=task_id))
     await insert_rows(services, rows)
     return [row["id"] for row in rows]
@@ -135,17 +139,18 @@ async def add_due_jobs(services: Services, count: int) -> list[str]:
 
 async def time_ticks(services: Services, poller: Poller, due_ids: list[str]) -> list[float]:
     """Seconds per tick, each with the due jobs made due again first."""
+    infrastructure = services.infrastructure
     timings = []
     for _ in range(TICK_REPEATS):
-        async with services.database.transaction() as session:
+        async with infrastructure.database.transaction() as session:
             await session.exec(
                 update(Job)
                 .where(col(Job.id).in_(due_ids))
-                .values(next_poll_at=services.clock.now() - timedelta(seconds=1))
+                .values(next_poll_at=infrastructure.clock.now() - timedelta(seconds=1))
             )
         started = time.perf_counter()
         advanced = await poller.tick()
-        await poller.drain()  # the tick's steps (status requests) are part of its cost
+        await wait_for_poller_steps()  # the tick's steps (status requests) are part of its cost
         timings.append(time.perf_counter() - started)
         assert advanced == len(due_ids), f"the tick advanced {advanced} of {len(due_ids)} jobs"
     return timings
@@ -180,28 +185,28 @@ async def measure_ticks(pending: int, options: ScaleOptions, database: Path) -> 
         SimulatorConfig(min_seconds=3600, max_seconds=7200, rate_limit_per_minute=5000)
     )
     api_base = await simulator.start()
-    services = await build_services(bench_settings(database, api_base))
     try:
-        await fill_store(services, pending, options.delivered)
-        due_ids = await add_due_jobs(services, options.due)
-        with_refresh = Poller(
-            service=services.service,
-            database=services.database,
-            jobs=services.jobs,
-            limiter=services.limiter,
-            clock=services.clock,
-            pressure_refresh=0.0,
-        )
-        await time_ticks(services, services.poller, due_ids)  # warm caches and connections
-        plain = await time_ticks(services, services.poller, due_ids)
-        refreshing = await time_ticks(services, with_refresh, due_ids)
-        until_due = []
-        for _ in range(TICK_REPEATS):
-            started = time.perf_counter()
-            await services.poller.seconds_until_due()
-            until_due.append(time.perf_counter() - started)
+        async with headless_services(bench_settings(database, api_base)) as services:
+            await fill_store(services, pending, options.delivered)
+            due_ids = await add_due_jobs(services, options.due)
+            infrastructure = services.infrastructure
+            with_refresh = Poller(
+                service=services.imagine,
+                database=infrastructure.database,
+                jobs=infrastructure.jobs,
+                limiter=infrastructure.limiter,
+                clock=infrastructure.clock,
+                pressure_refresh=0.0,
+            )
+            await time_ticks(services, services.poller, due_ids)  # warm caches and connections
+            plain = await time_ticks(services, services.poller, due_ids)
+            refreshing = await time_ticks(services, with_refresh, due_ids)
+            until_due = []
+            for _ in range(TICK_REPEATS):
+                started = time.perf_counter()
+                await services.poller.seconds_until_due()
+                until_due.append(time.perf_counter() - started)
     finally:
-        await services.close()
         await simulator.close()
     return TickFigures(
         pending=pending,
@@ -220,10 +225,9 @@ async def startup_child(database: Path) -> None:
     """Print when this process reached its first line, and what building the services took."""
     imported_at = time.monotonic()
     started = time.perf_counter()
-    services = await build_services(bench_settings(database, "http://127.0.0.1:9"))
-    built = time.perf_counter() - started
-    memory = memory_of()
-    await services.close()
+    async with headless_services(bench_settings(database, "http://127.0.0.1:9")):
+        built = time.perf_counter() - started
+        memory = memory_of()
     figures = {"imported_at": imported_at, "build_services_s": built} | asdict(memory)
     print(json.dumps(figures), flush=True)
 
@@ -240,12 +244,9 @@ async def bot_child(args: argparse.Namespace) -> None:
     settings = bench_settings(
         Path(args.database), args.simulator, DISCORD_TOKEN=args.token, POLL_EXPECTED_SECONDS="1.5"
     )
-    services = await build_services(settings)
-    running = await connect(ImagineBot(services, guild_ready_timeout=0.01), args.token)
-    print(json.dumps({"ready": asdict(memory_of())}), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await running.stop()
-    await services.close()
+    async with imagine_bot(settings):
+        print(json.dumps({"ready": asdict(memory_of())}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
 async def measure_startup(database: Path) -> dict[str, object]:

@@ -1,134 +1,177 @@
-"""Builds every domain service once, from ``Settings``, and tears them down again.
+"""Builds the domain once, from ``Settings``, in two steps around the Discord side's notifier.
 
-The Discord adapter receives the finished ``Services`` and never reads settings on its own.
+1. ``open_infrastructure``: the connections and stores — database (migrated), one aiohttp
+   session, the API client (or, for a dry run, the built-in simulator), the rate limiter.
+2. ``build_services``: the use cases that need the notifier — starting and advancing jobs,
+   budgets, the poller.
+
+The composition root (``cogs.main``) calls both, with the Discord notifier in between; tests
+and benchmarks use the same root. Nothing here reads settings on its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from bot import user_agent
 from bot.budget import Budgets
+from bot.budget_service import BudgetService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import Database
 from bot.grok import GrokClient
 from bot.i18n import Messages
-from bot.jobs import JobStore
+from bot.jobs import InteractionTokens, JobStore
 from bot.poller import Poller
 from bot.ratelimit import RateLimiter
-from bot.schedule import DurationModel, PollPlanner, PollSchedule
-from bot.service import ImagineService
-from bot.simulator import Simulator, SimulatorConfig
+from bot.schedule import DurationModel, PollPlanner
+from bot.service import ImagineService, JobNotifier
 from bot.video import VideoFetcher
+
+if TYPE_CHECKING:
+    from bot.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
-# A dry run should show the whole flow in a minute, not make the operator wait for real lengths.
-DRY_RUN_SIMULATOR = SimulatorConfig(min_seconds=8.0, max_seconds=20.0)
-SIMULATOR_TOKEN = "dry-run"  # noqa: S105 - the in-process simulator accepts any token
+DRY_RUN_TOKEN = "dry-run"  # noqa: S105 - the in-process simulator accepts any token
+# Never check one job more often than this, nor more often than 60 times per expected duration.
+MAX_POLL_SPACING = 1.0
 
 
 @dataclass
-class Services:
-    """Everything the Discord layer needs, built once per process."""
+class Infrastructure:
+    """Connections and stores, opened once per process and closed on the way out."""
 
     settings: Settings
     clock: Clock
     http: aiohttp.ClientSession
     database: Database
-    budgets: Budgets
-    jobs: JobStore
+    api: GrokClient
+    api_base_url: str
     limiter: RateLimiter
-    client: GrokClient
-    durations: DurationModel
-    planner: PollSchedule
-    service: ImagineService
-    poller: Poller
     fetcher: VideoFetcher
     messages: Messages
-    simulator: Simulator | None = None
+    jobs: JobStore
+    budgets: Budgets
+    tokens: InteractionTokens
+    simulator: Simulator | None
 
     async def close(self) -> None:
-        await self.poller.stop()
         await self.http.close()
         if self.simulator is not None:
             await self.simulator.close()
         await self.database.dispose()
 
 
-async def build_services(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    simulator_config: SimulatorConfig | None = None,
-    poll_min_interval: float = 1.0,
-    planner: PollSchedule | None = None,
-) -> Services:
-    """Connect to the database (migrating it), the API (or the simulator), and wire the rest.
+@dataclass
+class Services:
+    """The use cases the Discord side calls, and the poller that advances jobs."""
 
-    ``planner`` replaces the learned poll schedule (benchmarks compare fixed intervals with it).
-    """
+    infrastructure: Infrastructure
+    imagine: ImagineService
+    budgets: BudgetService
+    poller: Poller
+
+    @property
+    def settings(self) -> Settings:
+        return self.infrastructure.settings
+
+    @property
+    def messages(self) -> Messages:
+        return self.infrastructure.messages
+
+
+async def open_infrastructure(settings: Settings, *, clock: Clock | None = None) -> Infrastructure:
+    """Migrate and open the database, then reach the API (or start the dry run's simulator)."""
     clock = clock or SystemClock()
     database = Database.from_url(settings.database_url)
-    await database.upgrade()
-
-    simulator: Simulator | None = None
-    base_url = settings.grok_api_base_url
-    token = settings.grok_api_token.reveal() if settings.grok_api_token else None
-    if token is None:
-        simulator = Simulator(simulator_config or DRY_RUN_SIMULATOR, clock=clock)
-        base_url = await simulator.start()
-        token = SIMULATOR_TOKEN
-        log.warning(
-            "GROK_API_TOKEN is not set: DRY RUN against the built-in simulator at %s. "
-            "No real videos are made and no API credits are spent.",
-            base_url,
-        )
-
+    try:
+        await database.upgrade()
+        simulator, base_url, token = await _api_endpoint(settings, clock)
+    except BaseException:
+        await database.dispose()
+        raise
     http = aiohttp.ClientSession(
         headers={"User-Agent": user_agent()},
         timeout=aiohttp.ClientTimeout(total=60, connect=10),
     )
     limiter = RateLimiter(settings.grok_rate_limit_per_minute, clock=clock)
-    client = GrokClient(http, base_url=base_url, token=token, limiter=limiter, clock=clock)
-    durations = DurationModel(settings.poll_expected_seconds)
-    planner = planner or PollPlanner(durations, min_interval=poll_min_interval)
-    budgets = Budgets(default_guild_credits=settings.default_guild_credits, clock=clock)
     jobs = JobStore(clock=clock)
-    service = ImagineService(
-        database=database,
-        budgets=budgets,
-        jobs=jobs,
-        client=client,
-        clock=clock,
-        durations=durations,
-        planner=planner,
-        job_timeout=timedelta(minutes=settings.job_timeout_minutes),
-    )
-    await service.warm_up()
-    poller = Poller(service=service, database=database, jobs=jobs, limiter=limiter, clock=clock)
-    # Videos come over https; plain http only from the API's own configured origin (a local
-    # simulator or proxy the operator chose).
-    fetcher = VideoFetcher(http, allowed_http_origins=[base_url])
-    return Services(
+    return Infrastructure(
         settings=settings,
         clock=clock,
         http=http,
         database=database,
-        budgets=budgets,
-        jobs=jobs,
+        api=GrokClient(http, base_url=base_url, token=token, limiter=limiter, clock=clock),
+        api_base_url=base_url,
         limiter=limiter,
-        client=client,
-        durations=durations,
-        planner=planner,
-        service=service,
-        poller=poller,
-        fetcher=fetcher,
+        # Videos come over https; plain http only from the API's own configured origin (a
+        # local simulator or a proxy the operator chose).
+        fetcher=VideoFetcher(http, allowed_http_origins=[base_url]),
         messages=Messages.load(),
+        jobs=jobs,
+        budgets=Budgets(default_guild_credits=settings.default_guild_credits, clock=clock),
+        tokens=InteractionTokens(database, jobs),
         simulator=simulator,
     )
+
+
+async def _api_endpoint(settings: Settings, clock: Clock) -> tuple[Simulator | None, str, str]:
+    """The API's address and key; without a key, a simulator started in this process."""
+    if settings.grok_api_token is not None:
+        return None, settings.grok_api_base_url, settings.grok_api_token.get_secret_value()
+    # Imported only for a dry run: a real deployment never loads the simulator.
+    from bot.simulator import Simulator, SimulatorConfig
+
+    # A dry run shows the whole flow in well under a minute, not at real generation lengths
+    # (and quicker still where generations are expected to be quicker).
+    expected = settings.poll_expected_seconds
+    config = SimulatorConfig(min_seconds=min(8.0, expected / 2), max_seconds=min(20.0, expected))
+    simulator = Simulator(config, clock=clock)
+    base_url = await simulator.start()
+    log.warning(
+        "GROK_API_TOKEN is not set: DRY RUN against the built-in simulator at %s. "
+        "No real videos are made and no API credits are spent.",
+        base_url,
+    )
+    return simulator, base_url, DRY_RUN_TOKEN
+
+
+async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) -> Services:
+    """The use cases, wired to ``notifier``; learns generation times from earlier jobs."""
+    settings = infrastructure.settings
+    durations = DurationModel(settings.poll_expected_seconds)
+    min_interval = min(MAX_POLL_SPACING, settings.poll_expected_seconds / 60)
+    wakeup = asyncio.Event()
+    imagine = ImagineService(
+        database=infrastructure.database,
+        budgets=infrastructure.budgets,
+        jobs=infrastructure.jobs,
+        client=infrastructure.api,
+        clock=infrastructure.clock,
+        durations=durations,
+        planner=PollPlanner(durations, min_interval=min_interval),
+        notifier=notifier,
+        credits_per_video=settings.credits_per_video,
+        job_timeout=timedelta(minutes=settings.job_timeout_minutes),
+        wakeup=wakeup,
+    )
+    await imagine.warm_up()
+    poller = Poller(
+        service=imagine,
+        database=infrastructure.database,
+        jobs=infrastructure.jobs,
+        limiter=infrastructure.limiter,
+        clock=infrastructure.clock,
+        wakeup=wakeup,
+    )
+    budgets = BudgetService(
+        database=infrastructure.database, budgets=infrastructure.budgets, jobs=infrastructure.jobs
+    )
+    return Services(infrastructure=infrastructure, imagine=imagine, budgets=budgets, poller=poller)

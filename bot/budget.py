@@ -5,7 +5,7 @@ for commit (or roll back) together. Reservations and releases change balances on
 conditional UPDATEs that the database evaluates atomically; admin changes and rollovers, which
 need the old balance for their ledger entry, compute from a row their transaction holds locked.
 
-Invariants (``check_ledger``), per guild:
+Invariants, per guild (the test suite checks them after every test):
     balance == sum(ledger.amount)
     balance == limit + bonus - spent - reserved
     reserved == sum(amount of held reservations) >= 0
@@ -124,7 +124,12 @@ class BudgetRefused(Exception):
 
 
 BudgetChangeReason = Literal[
-    "negative_limit", "cap_above_limit", "below_reserved", "raise_not_allowed", "unknown_period"
+    "negative_limit",
+    "cap_above_limit",
+    "below_reserved",
+    "raise_not_allowed",
+    "unknown_period",
+    "nothing_to_change",
 ]
 
 
@@ -274,65 +279,67 @@ class Budgets:
         session: AsyncSession,
         guild_id: int,
         *,
-        credits: int,  # noqa: A002  (the name the admin command uses)
+        credits: int | None = None,  # noqa: A002  (the name the admin command uses)
         period: Period | None,
         member_cap: int | None,
         clear_member_cap: bool = False,
         actor_id: int,
         may_raise: bool,
     ) -> BudgetView:
-        """Set the limit (and optionally period and member cap); a new period starts now."""
-        if credits < 0:
+        """Change the budget, the period and/or the member cap; None leaves a setting as it is.
+
+        ``credits`` replaces this period's budget: afterwards limit + bonus is exactly
+        ``credits``, so one-off credits added earlier in the period are folded into the new
+        limit (the ledger keeps their entry). A period change starts a fresh period now.
+        """
+        if credits is not None and credits < 0:
             raise BudgetChangeRefused("negative_limit")
         if member_cap is not None and member_cap < 0:
             raise BudgetChangeRefused("negative_limit")
-        if member_cap is not None and member_cap > credits:
-            raise BudgetChangeRefused("cap_above_limit")
         try:
             new_period = None if period is None else Period(period)
         except ValueError:
             raise BudgetChangeRefused("unknown_period") from None
+        if credits is None and new_period is None and member_cap is None and not clear_member_cap:
+            raise BudgetChangeRefused("nothing_to_change")
 
         await self._touch(session, guild_id)
         budget = await self._load(session, guild_id, lock=True)
-        kept_cap = None if clear_member_cap or member_cap is not None else budget.member_cap
-        if kept_cap is not None and kept_cap > credits:
-            # Lowering the budget below the cap already in force: the cap must come down too.
+        limit = budget.limit_credits if credits is None else credits
+        if member_cap is not None:
+            checked_cap = member_cap
+        else:
+            checked_cap = None if clear_member_cap else budget.member_cap
+        if checked_cap is not None and checked_cap > limit:
+            # A cap above the (new or kept) limit, or a lower limit under the cap in force.
             raise BudgetChangeRefused("cap_above_limit")
         now = self._clock.now()
-        values: dict[str, Any] = {
-            "limit_credits": credits,
-            "updated_by": actor_id,
-            "updated_at": now,
-        }
+        values: dict[str, Any] = {"updated_by": actor_id, "updated_at": now}
         if clear_member_cap:
             values["member_cap"] = None
         elif member_cap is not None:
             values["member_cap"] = member_cap
         spent, bonus = budget.spent, budget.bonus
+        if credits is not None:
+            # The admin stated the whole budget for this period: the top-up is part of it now.
+            bonus = 0
+            values |= {"limit_credits": credits, "bonus": 0}
         if new_period is not None and new_period != budget.period:
             # A fresh period starting now, so usage counted under the old period stays there.
             spent = bonus = 0
             values |= {"period": new_period, "period_start": now, "spent": 0, "bonus": 0}
-        new_balance = credits + bonus - spent - budget.reserved
+        new_balance = limit + bonus - spent - budget.reserved
         if new_balance > budget.balance and not may_raise:
             raise BudgetChangeRefused("raise_not_allowed")
         values["balance"] = new_balance
         await self._update_locked(session, guild_id, values)
-        note = f"limit {credits}"
-        if new_period is not None:
-            note += f", period {new_period}"
-        if clear_member_cap:
-            note += ", no member cap"
-        elif member_cap is not None:
-            note += f", member cap {member_cap}"
         self._append(
             session,
             guild_id,
             LedgerKind.GRANT,
             new_balance - budget.balance,
             actor_id=actor_id,
-            note=note,
+            note=_change_note(credits, new_period, member_cap, clear_member_cap=clear_member_cap),
         )
         await session.flush()
         return await self.view(session, guild_id)
@@ -398,53 +405,6 @@ class Budgets:
             .order_by(col(MemberUsage.used).desc(), col(MemberUsage.member_id))
         )
         return [(member_id, used) for member_id, used in rows.all()]
-
-    async def check_ledger(self, session: AsyncSession, guild_id: int | None = None) -> list[str]:
-        """Every broken invariant as one line; [] means the books balance."""
-        budgets = select(GuildBudget).execution_options(populate_existing=True)
-        ledger = select(LedgerEntry.guild_id, func.sum(LedgerEntry.amount)).group_by(
-            col(LedgerEntry.guild_id)
-        )
-        held = (
-            select(Reservation.guild_id, func.sum(Reservation.amount))
-            .where(Reservation.state == ReservationState.HELD)
-            .group_by(col(Reservation.guild_id))
-        )
-        negative_usage = select(MemberUsage).where(col(MemberUsage.used) < 0)
-        if guild_id is not None:
-            budgets = budgets.where(GuildBudget.guild_id == guild_id)
-            ledger = ledger.where(LedgerEntry.guild_id == guild_id)
-            held = held.where(Reservation.guild_id == guild_id)
-            negative_usage = negative_usage.where(MemberUsage.guild_id == guild_id)
-        ledger_sums = dict((await session.exec(ledger)).all())
-        held_sums = dict((await session.exec(held)).all())
-
-        problems: list[str] = []
-        for budget in (await session.exec(budgets)).all():
-            gid = budget.guild_id
-            ledger_sum = int(ledger_sums.pop(gid, 0) or 0)
-            held_sum = int(held_sums.pop(gid, 0) or 0)
-            expected = budget.limit_credits + budget.bonus - budget.spent - budget.reserved
-            if budget.balance != ledger_sum:
-                problems.append(f"guild {gid}: balance {budget.balance} != ledger sum {ledger_sum}")
-            if budget.balance != expected:
-                problems.append(
-                    f"guild {gid}: balance {budget.balance} != limit + bonus - spent - reserved"
-                    f" = {expected}"
-                )
-            if budget.reserved != held_sum:
-                problems.append(
-                    f"guild {gid}: reserved {budget.reserved} != held reservations {held_sum}"
-                )
-            if budget.reserved < 0:
-                problems.append(f"guild {gid}: reserved {budget.reserved} is negative")
-        problems.extend(f"guild {gid}: ledger rows without a budget" for gid in ledger_sums)
-        problems.extend(f"guild {gid}: held reservations without a budget" for gid in held_sums)
-        problems.extend(
-            f"guild {usage.guild_id}: member {usage.member_id} used {usage.used} is negative"
-            for usage in (await session.exec(negative_usage)).all()
-        )
-        return problems
 
     # --- internals -------------------------------------------------------------------------
 
@@ -665,6 +625,24 @@ class Budgets:
                 created_at=self._clock.now(),
             )
         )
+
+
+def _change_note(
+    credits: int | None,  # noqa: A002
+    period: Period | None,
+    member_cap: int | None,
+    *,
+    clear_member_cap: bool,
+) -> str:
+    """What an admin changed, e.g. "limit 400, period weekly, member cap 80"."""
+    changes = [] if credits is None else [f"limit {credits}"]
+    if period is not None:
+        changes.append(f"period {period}")
+    if clear_member_cap:
+        changes.append("no member cap")
+    elif member_cap is not None:
+        changes.append(f"member cap {member_cap}")
+    return ", ".join(changes)
 
 
 def _resets_at(budget: GuildBudget) -> datetime | None:

@@ -35,7 +35,3 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

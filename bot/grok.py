@@ -27,13 +27,11 @@ from typing import Any
 import aiohttp
 
 from bot import user_agent
+from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATE_HEADROOM, RATIOS
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-MODES = ("fun", "normal", "spicy")
-RATIOS = ("16:9", "9:16", "1:1", "2:3", "3:2")
 
 _GENERATE_PATH = "/v1/generate"
 _STATUS_PATH = "/v1/status"
@@ -55,8 +53,8 @@ class GenerateRequest:
     """What ``POST /v1/generate`` is asked to make."""
 
     prompt: str
-    mode: str = "normal"
-    ratio: str = "16:9"
+    mode: str = DEFAULT_MODE
+    ratio: str = DEFAULT_RATIO
     images: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -239,7 +237,7 @@ class GrokClient:
         self._rng = rng or random.Random()
         # Status checks leave this many slots to submissions, which a user is waiting on.
         # Never the whole plan, or status checks could only ever pass by ageing.
-        default_headroom = max(1, limiter.per_minute // 10)
+        default_headroom = max(1, int(limiter.per_minute * RATE_HEADROOM))
         headroom = default_headroom if status_headroom is None else status_headroom
         self._status_headroom = max(0, min(headroom, limiter.per_minute - 1))
         self._user_agent = user_agent()

@@ -131,14 +131,3 @@ class Messages:
         """ "1 video", "3 videos" (and German forms): the one count that needs a plural."""
         key = "units.video_one" if count == 1 else "units.video_other"
         return self.text(language, key, count=count)
-
-    def duration(self, language: str, seconds: float) -> str:
-        """A short human duration: "45 s", "3 min 20 s", "2 h 5 min" (and German forms)."""
-        total = max(0, round(seconds))
-        hours, rest = divmod(total, 3600)
-        minutes, secs = divmod(rest, 60)
-        if hours:
-            return self.text(language, "units.hours_minutes", hours=hours, minutes=minutes)
-        if minutes:
-            return self.text(language, "units.minutes_seconds", minutes=minutes, seconds=secs)
-        return self.text(language, "units.seconds", seconds=secs)

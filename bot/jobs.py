@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.clock import Clock
+from bot.db import Database
 from bot.models import Job
 
 
@@ -36,9 +37,6 @@ class JobState(StrEnum):
 
 TERMINAL_STATES: frozenset[JobState] = frozenset(
     {JobState.DELIVERED, JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
-)
-REFUNDING_STATES: frozenset[JobState] = frozenset(
-    {JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
 )
 ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
 
@@ -74,7 +72,7 @@ class NewJob:
     mode: str
     ratio: str
     image_urls: tuple[str, ...]
-    interaction_id: int | None
+    progress_message_id: int | None  # the public message that shows the job's progress
     interaction_token: str | None
     interaction_expires_at: datetime | None
     upload_limit_bytes: int
@@ -102,7 +100,7 @@ class JobStore:
             mode=new.mode,
             ratio=new.ratio,
             image_urls=list(new.image_urls),
-            interaction_id=new.interaction_id,
+            progress_message_id=new.progress_message_id,
             interaction_token=new.interaction_token,
             interaction_expires_at=new.interaction_expires_at,
             upload_limit_bytes=new.upload_limit_bytes,
@@ -143,15 +141,14 @@ class JobStore:
         """Write ``fields`` if the job is still in ``expected_state``; the state stays."""
         return await self._conditional_update(session, job_id, expected_state, _checked(fields))
 
-    async def due_jobs(
-        self,
-        session: AsyncSession,
-        now: datetime,
-        limit: int,
-        states: Collection[JobState] = ACTIVE_STATES,
-    ) -> list[Job]:
-        """Jobs whose next_poll_at has come, earliest first (read-only)."""
-        return list((await session.exec(_due(now, limit, states))).all())
+    async def forget_interaction(self, session: AsyncSession, job_id: str) -> None:
+        """Drop the job's interaction token: Discord refused it, so it is never tried again."""
+        await session.exec(
+            update(Job)
+            .where(col(Job.id) == job_id)
+            .values(interaction_token=None, interaction_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
     async def claim_due(
         self,
@@ -190,6 +187,21 @@ class JobStore:
             select(func.min(Job.next_poll_at)).where(col(Job.state).in_(list(states)))
         )
         return earliest.one()
+
+    async def active_for_member(
+        self, session: AsyncSession, guild_id: int, member_id: int, *, limit: int
+    ) -> tuple[list[Job], int]:
+        """A member's unfinished jobs in a guild, oldest first (at most ``limit``), and how many."""
+        active = (
+            col(Job.guild_id) == guild_id,
+            col(Job.member_id) == member_id,
+            col(Job.state).in_(list(ACTIVE_STATES)),
+        )
+        jobs = await session.exec(
+            select(Job).where(*active).order_by(col(Job.created_at), col(Job.id)).limit(limit)
+        )
+        total = await session.exec(select(func.count()).select_from(Job).where(*active))
+        return list(jobs.all()), total.one()
 
     async def running_by_guild(self, session: AsyncSession) -> dict[int, int]:
         """How many jobs each guild has running at the API (guilds with none are absent)."""
@@ -246,3 +258,15 @@ def _due(now: datetime, limit: int, states: Collection[JobState]) -> SelectOfSca
         .limit(limit)
         .execution_options(populate_existing=True)
     )
+
+
+class InteractionTokens:
+    """Forgets a job's interaction token once Discord has refused it, across restarts."""
+
+    def __init__(self, database: Database, jobs: JobStore) -> None:
+        self._database = database
+        self._jobs = jobs
+
+    async def forget(self, job_id: str) -> None:
+        async with self._database.transaction() as session:
+            await self._jobs.forget_interaction(session, job_id)

@@ -107,6 +107,7 @@ class Job(SQLModel, table=True):
         # Due-job queries filter on state and order by next_poll_at: O(due), not O(jobs).
         Index("ix_job_state_next_poll_at", "state", "next_poll_at"),
         Index("ix_job_state_completed_at", "state", "completed_at"),
+        Index("ix_job_guild_id_member_id_state", "guild_id", "member_id", "state"),
     )
 
     id: str = Field(sa_type=String(32), primary_key=True)
@@ -118,10 +119,11 @@ class Job(SQLModel, table=True):
     mode: str = Field(sa_type=String(16))
     ratio: str = Field(sa_type=String(16))
     image_urls: list[str] = Field(default_factory=list, sa_type=JSON)
-    interaction_id: int | None = Field(default=None, sa_type=BigInteger)
     interaction_token: str | None = Field(default=None, sa_type=Text)  # cleared once delivered
     interaction_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     upload_limit_bytes: int = Field(sa_type=BigInteger)
+    # The public message that shows progress (the interaction's response), editable through
+    # the channel once the interaction token no longer works.
     progress_message_id: int | None = Field(default=None, sa_type=BigInteger)
     result_message_id: int | None = Field(default=None, sa_type=BigInteger)
     task_id: str | None = Field(default=None, sa_type=String(128), unique=True)

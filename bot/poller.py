@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from datetime import timedelta
 
+from bot.api_contract import RATE_HEADROOM
 from bot.clock import Clock
 from bot.db import Database
 from bot.jobs import ACTIVE_STATES, JobStore
@@ -58,11 +59,12 @@ class Poller:
         jobs: JobStore,
         limiter: RateLimiter,
         clock: Clock,
+        wakeup: asyncio.Event | None = None,
         batch_size: int = 50,
         idle_interval: float = 5.0,
         lease: timedelta = timedelta(seconds=60),
         pressure_refresh: float = 10.0,
-        headroom: float = 0.1,
+        headroom: float = RATE_HEADROOM,
     ) -> None:
         self._service = service
         self._database = database
@@ -74,7 +76,8 @@ class Poller:
         self._lease = lease
         self._pressure_refresh = pressure_refresh
         self._headroom = headroom
-        self._wake = asyncio.Event()
+        # Set by whoever adds work (a job just submitted): look again now, not at the plan.
+        self._wake = wakeup or asyncio.Event()
         self._stopping = False
         self._pressures: dict[int, float] = {}
         self._pressures_at = -math.inf
@@ -101,11 +104,6 @@ class Poller:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._task = None
         self._in_flight.clear()
-
-    async def drain(self) -> None:
-        """Wait until every step started so far has finished."""
-        while self._in_flight:
-            await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     def wake(self) -> None:
         """Something changed (a new job): look again now instead of at the planned time."""
@@ -142,7 +140,7 @@ class Poller:
     async def tick(self) -> int:
         """Claim the jobs that are due (as many as the rate budget allows); start a step each.
 
-        Returns how many were claimed; their steps run on after it returns (see ``drain``).
+        Returns how many were claimed; their steps run on after it returns.
         """
         room = self._batch_size - len(self._in_flight)
         if room <= 0:

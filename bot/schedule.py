@@ -535,10 +535,6 @@ class PollPlanner:
         """Expected status GETs per job under the current model."""
         return self._outlook(_stretch(pressure)).requests
 
-    def expected_lateness(self, *, pressure: float = 1.0) -> float:
-        """Expected seconds between a job finishing and the poll that notices it."""
-        return self._outlook(_stretch(pressure)).lateness
-
     def _outlook(self, pressure: float) -> _Outlook:
         schedule = self._current()
         key = round(pressure, 3)

@@ -7,6 +7,7 @@ The Discord side is reached only through the ``JobNotifier`` protocol.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Protocol
 from bot.budget import Budgets
 from bot.clock import Clock
 from bot.db import Database
+from bot.errors import InvalidInput
 from bot.grok import (
     GenerateRequest,
     GrokClient,
@@ -91,6 +93,20 @@ class JobNotifier(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked for a video, and where the answer goes."""
+
+    guild_id: int
+    channel_id: int
+    member_id: int
+    locale: str
+    progress_message_id: int | None  # the public message that shows the job's progress
+    interaction_token: str | None  # answers through the interaction while it lives
+    interaction_expires_at: datetime | None
+    upload_limit_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class SubmitOutcome:
     job: Job
     failure: FailureReason | None = None
@@ -109,7 +125,10 @@ class ImagineService:
         clock: Clock,
         durations: DurationModel,
         planner: PollSchedule,
+        notifier: JobNotifier,
+        credits_per_video: int,
         job_timeout: timedelta,
+        wakeup: asyncio.Event,
     ) -> None:
         self.database = database
         self.budgets = budgets
@@ -118,20 +137,81 @@ class ImagineService:
         self.clock = clock
         self.durations = durations
         self.planner = planner
+        self.notifier = notifier
+        self.credits_per_video = credits_per_video
         self.job_timeout = job_timeout
-        self.notifier: JobNotifier | None = None
+        self._wakeup = wakeup
         # Jobs this process is submitting right now (possibly still waiting for a rate-limit
         # slot): the poller leaves them alone instead of queueing a second attempt.
         self._submitting: set[str] = set()
-
-    def attach_notifier(self, notifier: JobNotifier) -> None:
-        self.notifier = notifier
 
     async def warm_up(self) -> None:
         """Learn generation times from jobs delivered before this process started."""
         async with self.database.transaction() as session:
             durations = await self.jobs.recent_durations(session)
         self.durations.observe_estimates(reversed(durations))
+
+    # --- what members ask for ---------------------------------------------------------------
+
+    async def request(
+        self, requester: Requester, request: GenerateRequest, *, reroll_of: str | None = None
+    ) -> Job:
+        """/imagine: reserve the credits, record the job, send it, show how it goes.
+
+        Raises ``BudgetRefused`` (nothing recorded) when the budget can't pay for it. Once the
+        job is recorded nothing is raised: whatever goes wrong, the poller takes it over.
+        """
+        job = await self.start(
+            NewJob(
+                guild_id=requester.guild_id,
+                channel_id=requester.channel_id,
+                member_id=requester.member_id,
+                locale=requester.locale,
+                prompt=request.prompt,
+                mode=request.mode,
+                ratio=request.ratio,
+                image_urls=request.images,
+                progress_message_id=requester.progress_message_id,
+                interaction_token=requester.interaction_token,
+                interaction_expires_at=requester.interaction_expires_at,
+                upload_limit_bytes=requester.upload_limit_bytes,
+                cost=self.credits_per_video,
+                reroll_of=reroll_of,
+            )
+        )
+        # Progress is shown beside the submission and never holds it up.
+        shown = asyncio.create_task(self._notify_progress(job, "submitting"))
+        try:
+            outcome = await self.submit(job.id)
+        except Exception:
+            log.exception("job %s hit a problem after it was saved; the poller takes over", job.id)
+            return job
+        finally:
+            await shown
+        if outcome.job.state == JobState.RUNNING:
+            self._wakeup.set()  # its first status check is due before the poller's plan
+            await self._notify_progress(outcome.job, "submitted")
+        return outcome.job
+
+    async def reroll(self, requester: Requester, job_id: str) -> Job:
+        """The same request as ``job_id`` again, charged to ``requester``."""
+        async with self.database.transaction() as session:
+            original = await self.jobs.get(session, job_id)
+        if original is None or original.guild_id != requester.guild_id:
+            raise InvalidInput("imagine.reroll.unavailable")
+        request = GenerateRequest(
+            prompt=original.prompt,
+            mode=original.mode,
+            ratio=original.ratio,
+            images=tuple(original.image_urls),
+        )
+        return await self.request(requester, request, reroll_of=original.id)
+
+    async def requester_of(self, job_id: str) -> int | None:
+        """Who asked for ``job_id`` (None for a job this bot does not know)."""
+        async with self.database.transaction() as session:
+            job = await self.jobs.get(session, job_id)
+        return job.member_id if job is not None else None
 
     # --- starting a job -------------------------------------------------------------------
 
@@ -388,7 +468,6 @@ class ImagineService:
 
     async def deliver(self, job: Job) -> None:
         """Post a finished job's video and settle its credits, exactly once."""
-        assert self.notifier is not None
         now = self.clock.now()
         async with self.database.transaction() as session:
             # Counting the attempt first lets a restarted process know a post may have happened.
@@ -470,16 +549,13 @@ class ImagineService:
             ended = await self.jobs.get(session, job.id)
         assert ended is not None
         log.info("job %s %s (%s): %s; refunded %d", job.id, to_state, reason, text, refunded)
-        if self.notifier is not None:
-            try:
-                await self.notifier.job_failed(ended, reason, refunded)
-            except Exception:
-                log.exception("could not tell the member that job %s ended", job.id)
+        try:
+            await self.notifier.job_failed(ended, reason, refunded)
+        except Exception:
+            log.exception("could not tell the member that job %s ended", job.id)
         return ended
 
     async def _notify_progress(self, job: Job, status: str) -> None:
-        if self.notifier is None:
-            return
         try:
             await self.notifier.job_progress(job, self.progress_of(job, status))
         except Exception:
@@ -494,33 +570,3 @@ class ImagineService:
         remaining = self.durations.expected_remaining(max(0.0, elapsed))
         ready_at = self.clock.now() + timedelta(seconds=remaining)
         return Progress(submitted_at=submitted_at, estimated_ready_at=ready_at, status=status)
-
-
-# The API's documented failure texts, each with a message that explains it to a member.
-_API_FAILURE_KEYS = {
-    "file type not supported": "imagine.failed.unsupported",
-    "inappropriate content": "imagine.failed.inappropriate",
-    "grok imagine build failed": "imagine.failed.build",
-    "network error": "imagine.failed.network",
-}
-
-
-def failure_message(reason: FailureReason, error_text: str | None) -> tuple[str, dict[str, object]]:
-    """The catalog key and placeholders that explain why a job ended without a video."""
-    detail = (error_text or "").strip()
-    if reason is FailureReason.GENERATION_FAILED:
-        lowered = detail.lower()
-        for prefix, key in _API_FAILURE_KEYS.items():
-            if lowered.startswith(prefix):
-                return key, {}
-        return "imagine.failed.other", {"detail": detail or "?"}
-    keys = {
-        FailureReason.REJECTED: "imagine.failed.rejected",
-        FailureReason.OUTCOME_UNKNOWN: "imagine.failed.outcome_unknown",
-        FailureReason.SERVICE_BUSY: "imagine.failed.service_busy",
-        FailureReason.SERVICE_UNAVAILABLE: "imagine.failed.service_unavailable",
-        FailureReason.EXPIRED: "imagine.failed.expired",
-        FailureReason.DELIVERY_FAILED: "imagine.failed.delivery",
-    }
-    params: dict[str, object] = {"detail": detail} if reason is FailureReason.REJECTED else {}
-    return keys[reason], params

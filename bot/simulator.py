@@ -7,9 +7,10 @@ What it speaks (see the API reference):
 
 - ``POST /v1/generate`` and ``GET /v1/status?task_id=…`` behind ``Authorization: Bearer <token>``,
   with the reference's ``{code, message, data}`` and ``{code, message, error}`` bodies.
-- Validation beyond the reference, following public material on Grok Imagine: ``mode`` is one of
-  ``MODES``, ``ratio`` one of ``RATIOS``, at most 4000 prompt characters, at most 7 image URLs
-  (http or https), and no images with ``spicy``.
+- Validation beyond the reference, following public material on Grok Imagine, as
+  ``bot.api_contract`` defines it: ``mode`` is one of ``MODES``, ``ratio`` one of ``RATIOS``, at
+  most ``API_MAX_PROMPT_CHARS`` (4000) prompt characters, at most ``API_MAX_IMAGES`` (7) image
+  URLs (http or https), and no images with ``spicy``.
 - A fixed 60-second rate window per presented token, counted on every ``/v1`` request, checked
   before the token itself. Every ``/v1`` answer carries ``X-RateLimit-Remaining`` and
   ``X-RateLimit-Reset`` (seconds until the window resets, or its epoch time when
@@ -30,8 +31,11 @@ Prompt markers make a task misbehave without touching Python (end-to-end tests, 
 
 Out-of-process control (standalone mode, benchmarks in another process) goes through ``/_sim``:
 ``POST /_sim/faults`` ``{"fault", "endpoint", "times"}``, ``GET /_sim/tasks`` and
-``POST /_sim/config`` with the config fields to change. ``/_sim`` has no authentication: this is
-a test tool meant for loopback only, never expose it.
+``POST /_sim/config`` with the config fields to change. ``/_sim`` has no authentication, so it
+exists only when asked for: ``Simulator(config, control=True)`` or ``python -m bot.simulator
+--control``. Without it (the default, and the bot's dry run) every ``/_sim`` path is a 404. The
+Python-level controls (``inject``, ``fail_task``, ``count``…) work either way. Even with control
+on, this is a test tool meant for loopback only: never expose it.
 
 All timing (task durations, ``created_at``, rate windows) follows the injected ``Clock``, so tests
 drive it with a fake clock over real loopback HTTP.
@@ -59,6 +63,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from bot.api_contract import API_MAX_IMAGES, API_MAX_PROMPT_CHARS, MODES, RATIOS, accepts_images
 from bot.clock import Clock, SystemClock
 
 logger = logging.getLogger(__name__)
@@ -69,11 +74,7 @@ FAILURE_MESSAGES: tuple[str, ...] = (
     "grok imagine build failed",
     "Network error, please try again later.",
 )
-MODES = ("fun", "normal", "spicy")
-RATIOS = ("16:9", "9:16", "1:1", "2:3", "3:2")
 
-MAX_PROMPT_CHARS = 4000
-MAX_IMAGES = 7
 RATE_WINDOW_SECONDS = 60.0
 PENDING_SHARE = 0.1  # share of a task's duration reported as "pending" before "processing"
 
@@ -247,8 +248,8 @@ def _validated_generate_request(body: Any) -> dict[str, Any]:
         raise _InvalidRequestError("The prompt parameter is required")
     if not isinstance(prompt, str):
         raise _InvalidRequestError("The prompt parameter must be a string")
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise _InvalidRequestError(f"The prompt must be at most {MAX_PROMPT_CHARS} characters")
+    if len(prompt) > API_MAX_PROMPT_CHARS:
+        raise _InvalidRequestError(f"The prompt must be at most {API_MAX_PROMPT_CHARS} characters")
     mode, ratio = body.get("mode"), body.get("ratio")
     if mode not in MODES:
         raise _InvalidRequestError(f"The mode parameter must be one of {', '.join(MODES)}")
@@ -261,10 +262,10 @@ def _validated_generate_request(body: Any) -> dict[str, Any]:
         isinstance(url, str) and url.startswith(("http://", "https://")) for url in images
     ):
         raise _InvalidRequestError("The images parameter must be a list of http(s) URLs")
-    if len(images) > MAX_IMAGES:
-        raise _InvalidRequestError(f"At most {MAX_IMAGES} images are allowed")
-    if images and mode == "spicy":
-        raise _InvalidRequestError("The spicy mode does not accept images")
+    if len(images) > API_MAX_IMAGES:
+        raise _InvalidRequestError(f"At most {API_MAX_IMAGES} images are allowed")
+    if images and not accepts_images(mode):
+        raise _InvalidRequestError(f"The {mode} mode does not accept images")
     echoed: dict[str, Any] = {"mode": mode, "prompt": prompt, "ratio": ratio}
     if images:
         echoed["images"] = list(images)
@@ -311,9 +312,15 @@ class Simulator:
     """The GrokImagine API on a local port, with a recorder and fault injection for tests."""
 
     def __init__(
-        self, config: SimulatorConfig | None = None, *, clock: Clock | None = None
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        control: bool = False,
     ) -> None:
         self.config = config or SimulatorConfig()
+        # Serve the unauthenticated /_sim control endpoints (tests and tools only, never dry run).
+        self.control = control
         self.clock: Clock = clock or SystemClock()
         self.tasks: dict[str, SimulatedTask] = {}
         self.requests: list[RecordedRequest] = []
@@ -336,9 +343,10 @@ class Simulator:
         app.router.add_post("/v1/generate", self._generate)
         app.router.add_get("/v1/status", self._status)
         app.router.add_get(r"/videos/{task_id}/{index:\d+}.mp4", self._video)
-        app.router.add_post("/_sim/faults", self._admin_faults)
-        app.router.add_get("/_sim/tasks", self._admin_tasks)
-        app.router.add_post("/_sim/config", self._admin_config)
+        if self.control:
+            app.router.add_post("/_sim/faults", self._admin_faults)
+            app.router.add_get("/_sim/tasks", self._admin_tasks)
+            app.router.add_post("/_sim/config", self._admin_config)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -676,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-bytes", type=int, help="serve synthetic videos of this size")
     parser.add_argument("--public-url", help="base URL of video links (default: request host)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="serve the unauthenticated /_sim control endpoints (loopback test use only)",
+    )
     return parser
 
 
@@ -693,8 +706,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     )
 
 
-async def _serve(config: SimulatorConfig, host: str, port: int) -> None:
-    simulator = Simulator(config)
+async def _serve(config: SimulatorConfig, host: str, port: int, *, control: bool) -> None:
+    simulator = Simulator(config, control=control)
     url = await simulator.start(host, port)
     logger.info("GrokImagine simulator listening on %s", url)
     stop = asyncio.Event()
@@ -717,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, args.host, args.port))
+        asyncio.run(_serve(config, args.host, args.port, control=args.control))
     return 0
 
 

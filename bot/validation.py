@@ -5,17 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from bot.api_contract import IMAGE_TYPES, MAX_IMAGES, MODES, RATIOS, SPICY_MODE, accepts_images
 from bot.errors import InvalidInput
-from bot.grok import MODES, RATIOS, GenerateRequest
-
-# Content type → the file endings that may carry it; both must agree.
-IMAGE_TYPES: dict[str, tuple[str, ...]] = {
-    "image/png": (".png",),
-    "image/jpeg": (".jpg", ".jpeg"),
-    "image/webp": (".webp",),
-}
-MAX_IMAGES = 3
-SPICY_MODE = "spicy"
+from bot.grok import GenerateRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +57,10 @@ def validate_imagine(
         raise InvalidInput("imagine.error.too_many_images", max_images=MAX_IMAGES)
     for image in images:
         _check_image(image, max_image_bytes)
-    if mode == SPICY_MODE:
-        if not channel_is_nsfw:
-            raise InvalidInput("imagine.error.spicy_channel")
-        if images:
-            raise InvalidInput("imagine.error.spicy_images")
+    if mode == SPICY_MODE and not channel_is_nsfw:
+        raise InvalidInput("imagine.error.spicy_channel")
+    if images and not accepts_images(mode):
+        raise InvalidInput("imagine.error.spicy_images")
     return GenerateRequest(
         prompt=text, mode=mode, ratio=ratio, images=tuple(image.url for image in images)
     )

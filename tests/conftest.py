@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.budget import Budgets
-from bot.clock import SystemClock
 from bot.db import Database
 from tests.support.clock import FakeClock
+from tests.support.ledger import ledger_problems
 
 
 @pytest.fixture
@@ -54,9 +53,7 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         await db.upgrade()
         yield db
         async with db.transaction() as session:
-            problems = await Budgets(default_guild_credits=0, clock=SystemClock()).check_ledger(
-                session
-            )
+            problems = await ledger_problems(session)
         assert problems == [], problems
     finally:
         await db.dispose()

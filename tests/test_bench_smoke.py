@@ -1,4 +1,4 @@
-"""The benchmarks still run: each one end to end with tiny parameters.
+"""The benchmarks still run: each one end to end with tiny parameters, and ``python -m bench``.
 
 Nothing here looks at a timing: CI machines time nothing reliably. Only the shape of the
 results and the outcomes that do not depend on speed (every job delivered, no 429) count.
@@ -6,10 +6,84 @@ results and the outcomes that do not depend on speed (every job delivered, no 42
 
 from __future__ import annotations
 
+import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+import bench
+import bench.__main__ as runner
 from bench import ack, polling, saturation, scale
 from bench.common import percentile, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["ack", "polling", "saturation", "scale"]
+
+
+def test_python_m_bench_help_lists_every_benchmark() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    for name in NAMES:
+        assert f"python -m bench.{name}" in result.stdout
+
+
+def test_runner_knows_every_benchmark_module() -> None:
+    modules = {
+        info.name for info in pkgutil.iter_modules(bench.__path__) if not info.name.startswith("_")
+    }
+
+    assert list(runner.BENCHMARKS) == NAMES
+    assert modules - {"common"} == set(NAMES)
+    assert all(callable(runner.load(name)) for name in NAMES)
+
+
+def test_runner_plans_full_quick_and_named_runs() -> None:
+    assert runner.plan([]) == [
+        ("ack", ["--rounds", "5"]),
+        ("polling", []),
+        ("saturation", []),
+        ("scale", []),
+    ]
+    assert runner.plan(["--quick"]) == [(name, ["--quick"]) for name in NAMES]
+    assert runner.plan(["scale", "ack", "--quick"]) == [
+        ("scale", ["--quick"]),
+        ("ack", ["--quick"]),
+    ]
+    with pytest.raises(SystemExit):
+        runner.plan(["nope"])
+
+
+def test_runner_runs_the_rest_and_fails_when_one_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[str, list[str], list[str]]] = []
+
+    def fake_load(name: str):
+        def fake_main(argv: list[str]) -> None:
+            calls.append((name, argv, sys.argv[1:]))
+            if name == "polling":
+                raise RuntimeError("boom")
+
+        return fake_main
+
+    monkeypatch.setattr(runner, "load", fake_load)
+
+    assert runner.main(["--quick"]) == 1
+    assert runner.main(["ack"]) == 0
+
+    assert [name for name, _, _ in calls] == [*NAMES, "ack"]
+    # write_results() records each benchmark's own command from sys.argv.
+    assert calls[-1] == ("ack", ["--rounds", "5"], ["--rounds", "5"])
+    assert "failed: polling" in capsys.readouterr().err
 
 
 def test_percentile_interpolates_between_ranks() -> None:

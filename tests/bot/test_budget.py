@@ -21,6 +21,7 @@ from bot.budget import (
 from bot.db import Database
 from bot.models import LedgerEntry, Reservation
 from tests.support.clock import FakeClock
+from tests.support.ledger import ledger_problems
 
 VIDEO = 40
 GUILD = 1_100_000_000_000_000_001  # snowflakes exceed 2**31
@@ -131,7 +132,7 @@ async def test_a_hundred_concurrent_reservations_fit_exactly_ten_videos(
     assert sum(e.amount for e in entries) == 0
     assert [e.kind for e in entries].count(LedgerKind.RESERVE) == 10
     async with database.transaction() as session:
-        assert await budgets.check_ledger(session, GUILD) == []
+        assert await ledger_problems(session, GUILD) == []
 
 
 async def test_concurrent_reservations_respect_the_member_cap(
@@ -388,6 +389,10 @@ async def add_credits(database: Database, budgets: Budgets, amount: int, *, may_
         ({"credits": 100, "member_cap": 101}, "cap_above_limit"),
         ({"credits": 100, "period": "yearly"}, "unknown_period"),
         ({"credits": 401, "may_raise": False}, "raise_not_allowed"),
+        ({"credits": None, "member_cap": -1}, "negative_limit"),
+        ({"credits": None, "member_cap": 401}, "cap_above_limit"),
+        ({"credits": None, "period": "yearly"}, "unknown_period"),
+        ({"credits": None}, "nothing_to_change"),
     ],
 )
 async def test_invalid_budget_changes_are_refused_and_change_nothing(
@@ -437,6 +442,120 @@ async def test_lowering_the_limit_below_use_leaves_nothing_to_reserve(
     async with database.transaction() as session:
         assert await budgets.refund(session, "b") == VIDEO
     assert (await view(database, budgets)).remaining == 40
+
+
+async def test_set_replaces_the_budget_and_folds_in_an_earlier_top_up(
+    database: Database, budgets: Budgets, clock: FakeClock
+) -> None:
+    await set_budget(database, budgets, credits=200, period=Period.WEEKLY, member_cap=80)
+    started = clock.now()
+    assert await reserve(database, budgets, "done", member=1)
+    async with database.transaction() as session:
+        await budgets.settle(session, "done", consumed=30)
+    assert await reserve(database, budgets, "in-flight", member=2)
+    await clock.advance(timedelta(hours=3).total_seconds())
+    topped_up = await add_credits(database, budgets, 40)
+    assert (topped_up.limit, topped_up.bonus, topped_up.remaining) == (200, 40, 170)
+
+    replaced = await set_budget(database, budgets, credits=400)
+
+    assert (replaced.limit, replaced.bonus, replaced.limit + replaced.bonus) == (400, 0, 400)
+    assert (replaced.spent, replaced.reserved) == (30, 40)
+    assert replaced.remaining == 400 - replaced.spent - replaced.reserved == 330
+    # Still this week's budget, in force since the period began, with the cap kept.
+    assert (replaced.period, replaced.period_start) == (Period.WEEKLY, started)
+    assert replaced.resets_at == datetime(2026, 1, 12, tzinfo=UTC)
+    assert replaced.member_cap == 80
+    assert await view(database, budgets) == replaced
+    async with database.transaction() as session:
+        entries, _ = await budgets.history(session, GUILD, limit=2)
+        assert await ledger_problems(session, GUILD) == []
+    assert [(e.kind, e.amount, e.note) for e in entries] == [
+        (LedgerKind.GRANT, 160, "limit 400"),
+        (LedgerKind.ADJUST, 40, "+40 credits"),
+    ]
+    assert sum(e.amount for e in await ledger(database)) == 330
+
+
+async def test_changing_only_the_member_cap_keeps_the_limit_and_the_top_up(
+    database: Database, budgets: Budgets, clock: FakeClock
+) -> None:
+    await set_budget(database, budgets, credits=200, period=Period.WEEKLY, member_cap=80)
+    started = clock.now()
+    await add_credits(database, budgets, 40)
+    assert await reserve(database, budgets, "job", member=1)
+
+    capped = await set_budget(database, budgets, member_cap=120)
+
+    assert (capped.limit, capped.bonus, capped.member_cap) == (200, 40, 120)
+    assert (capped.reserved, capped.remaining) == (40, 200)
+    assert (capped.period, capped.period_start) == (Period.WEEKLY, started)
+    uncapped = await set_budget(database, budgets, clear_member_cap=True)
+    assert (uncapped.limit, uncapped.bonus, uncapped.member_cap) == (200, 40, None)
+    assert uncapped.remaining == 200
+
+    grants = [e for e in await ledger(database) if e.kind == LedgerKind.GRANT]
+    assert [(e.amount, e.note) for e in grants[-2:]] == [
+        (0, "member cap 120"),
+        (0, "no member cap"),
+    ]
+
+
+async def test_changing_only_the_period_keeps_the_limit(
+    database: Database, budgets: Budgets, clock: FakeClock
+) -> None:
+    await set_budget(database, budgets, credits=200)
+    await add_credits(database, budgets, 40)
+    assert await reserve(database, budgets, "done", member=1)
+    async with database.transaction() as session:
+        await budgets.settle(session, "done", consumed=VIDEO)
+    assert await reserve(database, budgets, "in-flight", member=2)
+
+    changed = await set_budget(database, budgets, period=Period.DAILY)
+
+    assert changed.limit == 200
+    # A new period starts now: what was spent and topped up belonged to the old one.
+    assert (changed.bonus, changed.spent, changed.reserved, changed.remaining) == (0, 0, 40, 160)
+    assert (changed.period, changed.period_start) == (Period.DAILY, clock.now())
+    last = (await ledger(database))[-1]
+    assert (last.kind, last.amount, last.note) == (LedgerKind.GRANT, 0, "period daily")
+
+
+async def test_a_budget_change_with_nothing_to_change_is_refused(
+    database: Database, budgets: Budgets
+) -> None:
+    before = await view(database, budgets)
+
+    with pytest.raises(BudgetChangeRefused) as refused:
+        await set_budget(database, budgets, credits=None, clear_member_cap=False)
+
+    assert refused.value.reason == "nothing_to_change"
+    assert await view(database, budgets) == before
+    assert len(await ledger(database)) == 1
+
+
+@pytest.mark.parametrize(
+    ("new_limit", "allowed"),
+    [(240, True), (220, True), (300, False)],
+)
+async def test_without_permission_to_raise_a_set_may_fold_a_top_up_but_not_raise(
+    database: Database, budgets: Budgets, new_limit: int, allowed: bool
+) -> None:
+    await set_budget(database, budgets, credits=200)
+    await add_credits(database, budgets, 40)
+    before = await view(database, budgets)
+    assert before.remaining == 240
+
+    if allowed:
+        changed = await set_budget(database, budgets, credits=new_limit, may_raise=False)
+        assert (changed.limit, changed.bonus, changed.remaining) == (new_limit, 0, new_limit)
+        last = (await ledger(database))[-1]
+        assert (last.kind, last.amount) == (LedgerKind.GRANT, new_limit - 240)
+    else:
+        with pytest.raises(BudgetChangeRefused) as refused:
+            await set_budget(database, budgets, credits=new_limit, may_raise=False)
+        assert refused.value.reason == "raise_not_allowed"
+        assert await view(database, budgets) == before
 
 
 async def test_add_credits_tops_up_and_deducts(database: Database, budgets: Budgets) -> None:
@@ -510,7 +629,7 @@ class Tampered(Exception):
     """Rolls back a transaction that broke the books on purpose."""
 
 
-async def test_check_ledger_reports_tampering(database: Database, budgets: Budgets) -> None:
+async def test_ledger_problems_reports_tampering(database: Database, budgets: Budgets) -> None:
     assert await reserve(database, budgets, "job")
 
     async def tamper() -> None:
@@ -518,7 +637,7 @@ async def test_check_ledger_reports_tampering(database: Database, budgets: Budge
             session.add(
                 LedgerEntry(guild_id=GUILD, kind="adjust", amount=5, created_at=datetime.now(UTC))
             )
-            raise Tampered(await budgets.check_ledger(session, GUILD))
+            raise Tampered(await ledger_problems(session, GUILD))
 
     with pytest.raises(Tampered) as tampered:
         await tamper()

@@ -18,9 +18,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATE_HEADROOM, RATIOS
 from bot.grok import (
-    MODES,
-    RATIOS,
     GenerateRequest,
     GrokClient,
     GrokError,
@@ -191,6 +190,8 @@ def test_generate_request_json_and_validation() -> None:
     assert REQUEST.to_json() == {"mode": "fun", "prompt": "a lighthouse in a storm", "ratio": "1:1"}
     assert "normal" in MODES
     assert "16:9" in RATIOS
+    defaults = GenerateRequest(prompt="x")
+    assert (defaults.mode, defaults.ratio) == (DEFAULT_MODE, DEFAULT_RATIO) == ("normal", "16:9")
     with pytest.raises(ValueError, match="mode"):
         GenerateRequest(prompt="x", mode="wild")
     with pytest.raises(ValueError, match="ratio"):
@@ -519,6 +520,16 @@ async def test_the_servers_headers_correct_a_too_generous_plan(
     assert simulator.count("GET", "/v1/status") == 10  # nothing was refused
     times = [seen.at for seen in simulator.requests]
     assert times[6] - times[0] >= WINDOW
+
+
+@pytest.mark.parametrize(("per_minute", "headroom"), [(1000, 100), (100, 10), (5, 1), (1, 0)])
+def test_status_checks_leave_the_contracts_headroom_to_submissions(
+    make_client: ClientFactory, clock: FakeClock, per_minute: int, headroom: int
+) -> None:
+    """10 % of the plan (RATE_HEADROOM), at least one slot, never the whole plan."""
+    assert RATE_HEADROOM == 0.1
+    client = make_client(limiter=RateLimiter(per_minute, clock=clock))
+    assert client._status_headroom == headroom
 
 
 # -- a scripted server for answers the simulator never gives ----------------------------------

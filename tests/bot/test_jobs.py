@@ -11,7 +11,6 @@ from sqlalchemy import event
 
 from bot.db import Database
 from bot.jobs import (
-    REFUNDING_STATES,
     TERMINAL_STATES,
     TRANSITIONS,
     IllegalTransition,
@@ -42,7 +41,7 @@ def new_job(**overrides: Any) -> NewJob:
         "mode": "normal",
         "ratio": "16:9",
         "image_urls": ("https://cdn.example/a.png",),
-        "interaction_id": 1_100_000_000_000_000_004,
+        "progress_message_id": 1_100_000_000_000_000_004,
         "interaction_token": "t" * 200,
         "interaction_expires_at": datetime(2026, 1, 5, 12, 15, tzinfo=UTC),
         "upload_limit_bytes": 10 * 1024 * 1024,
@@ -79,7 +78,6 @@ async def transition(
 
 def test_the_state_machine_has_no_way_out_of_a_terminal_state() -> None:
     assert TERMINAL_STATES.isdisjoint(TRANSITIONS)
-    assert REFUNDING_STATES < TERMINAL_STATES
     reachable = {JobState.CREATED} | {s for targets in TRANSITIONS.values() for s in targets}
     assert reachable == set(JobState)
 
@@ -249,7 +247,7 @@ async def test_update_fields_is_conditional_on_the_state(
     assert updated.progress_message_id == 2**61
 
 
-async def test_due_jobs_come_earliest_first_and_only_while_active(
+async def test_claims_take_due_jobs_earliest_first_and_only_while_active(
     database: Database, jobs: JobStore, clock: FakeClock
 ) -> None:
     now = clock.now()
@@ -262,18 +260,19 @@ async def test_due_jobs_come_earliest_first_and_only_while_active(
     failed = await create(database, jobs, next_poll_at=now - timedelta(seconds=40))
     assert await transition(database, jobs, failed.id, JobState.CREATED, JobState.FAILED)
 
-    async with database.transaction() as session:
-        due = await jobs.due_jobs(session, now, limit=10)
-        first_two = await jobs.due_jobs(session, now, limit=2)
-        stuck = await jobs.due_jobs(session, now, limit=10, states=[JobState.SUBMITTING])
+    async def claim(limit: int, **options: Any) -> list[str]:
+        async with database.transaction() as session:
+            claimed = await jobs.claim_due(session, now, limit, lease_seconds=60, **options)
+        return [job.id for job in claimed]
 
+    # Each claim leases what it took, so the next one goes on where it stopped.
+    assert await claim(1, states=[JobState.CREATED]) == [early.id]
     # A stale submission is due too: its unknown outcome needs deciding.
-    assert [j.id for j in due] == [submitting.id, early.id, late.id, on_time.id]
-    assert [j.id for j in first_two] == [submitting.id, early.id]
-    assert [j.id for j in stuck] == [submitting.id]
+    assert await claim(2) == [submitting.id, late.id]
+    assert await claim(10) == [on_time.id]
 
 
-async def test_due_jobs_use_the_state_and_next_poll_index(
+async def test_claims_use_the_state_and_next_poll_index(
     database: Database, jobs: JobStore, clock: FakeClock
 ) -> None:
     await create(database, jobs, next_poll_at=clock.now())
@@ -286,7 +285,7 @@ async def test_due_jobs_use_the_state_and_next_poll_index(
     event.listen(database.engine.sync_engine, "before_cursor_execute", record)
     try:
         async with database.transaction() as session:
-            assert len(await jobs.due_jobs(session, clock.now(), limit=5)) == 1
+            assert len(await jobs.claim_due(session, clock.now(), 5, lease_seconds=60)) == 1
     finally:
         event.remove(database.engine.sync_engine, "before_cursor_execute", record)
     [(statement, parameters)] = statements
@@ -323,7 +322,7 @@ async def test_concurrent_claimers_never_share_a_job(
     assert all(len(batch) <= 8 for batch in claims)
 
     async with database.transaction() as session:
-        assert await jobs.due_jobs(session, clock.now(), limit=50) == []
+        assert await jobs.claim_due(session, clock.now(), 50, lease_seconds=60) == []
     await clock.advance(60)
     async with database.transaction() as session:
         reclaimed = await jobs.claim_due(session, clock.now(), limit=50, lease_seconds=60)

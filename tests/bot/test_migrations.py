@@ -11,6 +11,7 @@ import bot.models  # noqa: F401  (the tables the migrations must match)
 from bot.budget import Budgets
 from bot.db import Database
 from tests.support.clock import FakeClock
+from tests.support.ledger import ledger_problems
 
 BUDGET_TABLES = {"guild_budget", "ledger", "reservation", "member_usage"}
 
@@ -33,7 +34,7 @@ async def test_upgrade_from_an_empty_database(database_url: str) -> None:
         await database.upgrade()
         await database.upgrade()  # nothing left to do
 
-        assert await database.current_revision() == "0002"
+        assert await database.current_revision() == "0003"
         assert await tables(database) == BUDGET_TABLES | {"job"}
     finally:
         await database.dispose()
@@ -50,12 +51,12 @@ async def test_upgrade_from_0001_keeps_budget_rows(database_url: str, clock: Fak
 
         await database.upgrade()
 
-        assert await database.current_revision() == "0002"
+        assert await database.current_revision() == "0003"
         async with database.transaction() as session:
             view = await budgets.view(session, 2**62, member_id=2**61)
             assert (view.remaining, view.reserved, view.member_used) == (360, 40, 40)
             assert await budgets.settle(session, "j1", consumed=40) == 0
-            assert await budgets.check_ledger(session) == []
+            assert await ledger_problems(session) == []
     finally:
         await database.dispose()
 
@@ -67,7 +68,7 @@ async def test_downgrade_to_base_and_back(database: Database) -> None:
     assert await tables(database) == set()
     assert await database.current_revision() is None
     await database.upgrade()
-    assert await database.current_revision() == "0002"
+    assert await database.current_revision() == "0003"
 
 
 async def test_models_match_the_migrations(database: Database) -> None:

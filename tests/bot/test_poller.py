@@ -22,6 +22,7 @@ from bot.schedule import DurationModel, PollPlanner
 from bot.service import Delivery, FailureReason, ImagineService, Progress
 from bot.simulator import Fault, Simulator, SimulatorConfig
 from tests.support.clock import FakeClock
+from tests.support.poller import drain, job_steps
 
 T = TypeVar("T")
 GUILD = 1001
@@ -76,7 +77,7 @@ class World:
             mode="normal",
             ratio="16:9",
             image_urls=(),
-            interaction_id=None,
+            progress_message_id=None,
             interaction_token=None,
             interaction_expires_at=None,
             upload_limit_bytes=10_000_000,
@@ -118,7 +119,7 @@ class World:
     async def step(self) -> int:
         """One poller pass, waiting for the steps it started."""
         claimed = await self.poller.tick()
-        await self.poller.drain()
+        await drain()
         return claimed
 
 
@@ -133,7 +134,10 @@ def other_process(world: World, durations: DurationModel | None = None) -> Imagi
         clock=world.clock,
         durations=durations,
         planner=PollPlanner(durations),
+        notifier=RecordingNotifier(),
+        credits_per_video=40,
         job_timeout=timedelta(minutes=5),
+        wakeup=asyncio.Event(),
     )
 
 
@@ -154,6 +158,8 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
         durations = DurationModel(30.0)
         budgets = Budgets(default_guild_credits=400, clock=clock)
         jobs = JobStore(clock=clock)
+        notifier = RecordingNotifier()
+        wakeup = asyncio.Event()
         service = ImagineService(
             database=database,
             budgets=budgets,
@@ -162,11 +168,19 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
             clock=clock,
             durations=durations,
             planner=PollPlanner(durations),
+            notifier=notifier,
+            credits_per_video=40,
             job_timeout=timedelta(minutes=5),
+            wakeup=wakeup,
         )
-        notifier = RecordingNotifier()
-        service.attach_notifier(notifier)
-        poller = Poller(service=service, database=database, jobs=jobs, limiter=limiter, clock=clock)
+        poller = Poller(
+            service=service,
+            database=database,
+            jobs=jobs,
+            limiter=limiter,
+            clock=clock,
+            wakeup=wakeup,
+        )
         yield World(clock, database, simulator, service, poller, notifier, budgets, jobs)
     await simulator.close()
 
@@ -420,12 +434,12 @@ async def test_a_slow_delivery_does_not_hold_up_other_jobs(world: World) -> None
         await world.drive(world.poller.tick())
         # Let the steps just started run as far as they can.
         async with asyncio.timeout(10):
-            while any(key != slow.id for key in world.poller._in_flight):  # noqa: ASYNC110
+            while any(key != slow.id for key in job_steps()):  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
     assert world.notifier.delivered == [quick.id]
-    assert slow.id in world.poller._in_flight
+    assert slow.id in job_steps()
     world.notifier.slow_deliveries_may_finish.set()
-    await world.drive(world.poller.drain())
+    await world.drive(drain())
     assert world.notifier.delivered == [quick.id, slow.id]
 
 

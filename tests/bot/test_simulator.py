@@ -57,8 +57,16 @@ def config() -> SimulatorConfig:
 
 
 @pytest.fixture
-async def simulator(config: SimulatorConfig, clock: FakeClock) -> AsyncIterator[Simulator]:
-    simulator = Simulator(config, clock=clock)
+def control() -> bool:
+    """Whether ``simulator`` serves ``/_sim``; tests that need it parametrize this to True."""
+    return False
+
+
+@pytest.fixture
+async def simulator(
+    config: SimulatorConfig, clock: FakeClock, control: bool
+) -> AsyncIterator[Simulator]:
+    simulator = Simulator(config, clock=clock, control=control)
     await simulator.start()
     yield simulator
     await simulator.close()
@@ -583,6 +591,50 @@ def test_inject_refuses_impossible_faults(config: SimulatorConfig):
 # ----- admin endpoints and the recorder
 
 
+CONTROL_ROUTES = [
+    ("POST", "/_sim/faults", {"fault": "server_error", "endpoint": "generate", "times": 1}),
+    ("POST", "/_sim/config", {"token": None}),
+    ("GET", "/_sim/tasks", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CONTROL_ROUTES)
+async def test_a_default_simulator_has_no_control_endpoints(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: Any,
+):
+    """The bot's dry run starts a default simulator: nobody may reconfigure it over HTTP."""
+    assert simulator.control is False
+    async with session.request(method, path, json=body) as response:
+        assert response.status == 404
+
+    assert simulator.config.token == TOKEN  # the config change was never applied
+    assert (await generate(session))[0] == 200  # nor was the fault injected
+
+
+@pytest.mark.parametrize("control", [True])
+@pytest.mark.parametrize(("method", "path", "body"), CONTROL_ROUTES)
+async def test_control_endpoints_answer_when_control_is_on(
+    simulator: Simulator, session: aiohttp.ClientSession, method: str, path: str, body: Any
+):
+    assert simulator.control is True
+    async with session.request(method, path, json=body) as response:
+        assert response.status == 200
+
+
+async def test_python_controls_work_without_the_control_endpoints(
+    simulator: Simulator, session: aiohttp.ClientSession
+):
+    simulator.inject(Fault.SERVER_ERROR, endpoint="generate")
+
+    assert (await generate(session))[0] == 500
+    assert simulator.count("POST", "/v1/generate") == 1
+
+
+@pytest.mark.parametrize("control", [True])
 async def test_admin_endpoints_control_the_simulator_out_of_process(
     simulator: Simulator, session: aiohttp.ClientSession, clock: FakeClock
 ):
@@ -707,6 +759,8 @@ def test_cli_parses_every_option():
     )  # fmt: skip
 
     assert (args.host, args.port) == ("0.0.0.0", 0)
+    assert args.control is False
+    assert build_parser().parse_args(["--control"]).control is True
     assert config_from_args(args) == SimulatorConfig(
         token="secret",
         rate_limit_per_minute=5,

@@ -1,5 +1,7 @@
 import pytest
 
+from bot import api_contract
+from bot.api_contract import API_MAX_IMAGES, IMAGE_TYPES, MAX_IMAGES, MODES, RATIOS, SPICY_MODE
 from bot.errors import InvalidInput
 from bot.validation import ImageInput, validate_imagine
 
@@ -86,3 +88,33 @@ def test_spicy_needs_an_age_restricted_channel_and_no_images():
 def test_unknown_mode_and_ratio():
     assert refused(mode="wild").key == "imagine.error.unknown_mode"
     assert refused(ratio="4:3").key == "imagine.error.unknown_ratio"
+
+
+def test_at_most_the_bots_own_image_limit():
+    assert check(images=[image(f"{n}.png") for n in range(MAX_IMAGES)]).images
+    error = refused(images=[image(f"{n}.png") for n in range(MAX_IMAGES + 1)])
+    assert error.key == "imagine.error.too_many_images"
+    assert error.params == {"max_images": MAX_IMAGES}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("ratio", RATIOS)
+def test_every_mode_and_ratio_of_the_contract_is_accepted(mode, ratio):
+    request = check(mode=mode, ratio=ratio, nsfw=True)
+    assert (request.mode, request.ratio) == (mode, ratio)
+
+
+def test_the_contract_is_consistent():
+    assert api_contract.MODES == ("fun", "normal", "spicy")
+    assert api_contract.RATIOS == ("16:9", "9:16", "1:1", "2:3", "3:2")
+    assert api_contract.DEFAULT_MODE in MODES
+    assert api_contract.DEFAULT_RATIO in RATIOS
+    assert SPICY_MODE in MODES
+    assert not api_contract.accepts_images(SPICY_MODE)
+    assert all(api_contract.accepts_images(mode) for mode in MODES if mode != SPICY_MODE)
+    assert MAX_IMAGES == 3  # the command offers image, image2 and image3
+    assert MAX_IMAGES <= API_MAX_IMAGES
+    assert set(IMAGE_TYPES) == {"image/png", "image/jpeg", "image/webp"}
+    assert IMAGE_TYPES["image/jpeg"] == (".jpg", ".jpeg")
+    with pytest.raises(TypeError):
+        IMAGE_TYPES["image/gif"] = (".gif",)  # type: ignore[index]

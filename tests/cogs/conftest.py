@@ -4,6 +4,7 @@ and the API simulator, all over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from bot.app import Services, build_services
+from bot.app import Services
 from bot.config import settings_from_mapping
+from bot.db import Database
 from bot.jobs import JobState
 from bot.models import Job
 from bot.simulator import Simulator, SimulatorConfig
-from cogs.client import ImagineBot
+from cogs.core.client import ImagineBot
+from cogs.main import assembled, serve
+from tests.support import ledger
 from tests.support.discord_standin import (
     DEFAULT_MEMBER_PERMISSIONS,
     DiscordStandIn,
@@ -31,6 +35,19 @@ WAIT = 20.0
 # Discord's permission bits used here.
 MANAGE_GUILD = 1 << 5
 API_TOKEN = "test-api-key"
+
+
+def is_result(message: Message) -> bool:
+    return any(custom_id.startswith("imagine:delete:") for custom_id in message.custom_ids())
+
+
+def texts(message: Message) -> str:
+    parts = [message.content or ""]
+    for embed in message.embeds:
+        parts.append(embed.get("title", ""))
+        parts.append(embed.get("description", ""))
+        parts.extend(f"{field['name']} {field['value']}" for field in embed.get("fields", []))
+    return "\n".join(parts)
 
 
 @dataclass
@@ -48,6 +65,7 @@ class BotHarness:
     services: Services | None = None
     bot: ImagineBot | None = None
     task: asyncio.Task[None] | None = None
+    _app: contextlib.AsyncExitStack | None = None
 
     async def start(self, **overrides: str) -> ImagineBot:
         values = {
@@ -61,22 +79,24 @@ class BotHarness:
             **self.settings,
             **overrides,
         }
-        self.services = await build_services(settings_from_mapping(values), poll_min_interval=0.05)
-        self.bot = ImagineBot(self.services, guild_ready_timeout=0.01)
-        await self.bot.login(self.standin.token)
-        self.task = asyncio.create_task(self.bot.connect())
+        self._app = contextlib.AsyncExitStack()
+        app = await self._app.enter_async_context(
+            assembled(settings_from_mapping(values), guild_ready_timeout=0.01)
+        )
+        self.bot, self.services = app.bot, app.services
+        self.task = asyncio.create_task(serve(app, self.standin.token))
         async with asyncio.timeout(WAIT):
             await self.bot.wait_until_ready()
         return self.bot
 
     async def stop(self) -> None:
-        if self.bot is not None:
-            await self.bot.close()
+        # As a signal stops the real process: the poller stops, then the client closes.
         if self.task is not None:
+            self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
-        if self.services is not None:
-            await self.services.close()
-        self.bot = self.task = self.services = None
+        if self._app is not None:
+            await self._app.aclose()
+        self.bot = self.task = self.services = self._app = None
 
     async def restart(self, **overrides: str) -> ImagineBot:
         await self.stop()
@@ -125,9 +145,23 @@ class BotHarness:
         await self.standin.wait_until_acked(record, limit=WAIT)
         return record
 
+    async def credits(
+        self, user: User | None = None, *, locale: str = "en-US"
+    ) -> InteractionRecord:
+        record = await self.standin.send_command(
+            self.guild, self.guild.text_channel, user or self.alice, "credits", locale=locale
+        )
+        await self.standin.wait_until_acked(record, limit=WAIT)
+        return record
+
+    @property
+    def database(self) -> Database:
+        assert self.services is not None
+        return self.services.infrastructure.database
+
     async def jobs(self) -> list[Job]:
         assert self.services is not None
-        async with self.services.database.transaction() as session:
+        async with self.database.transaction() as session:
             return list((await session.exec(select(Job).order_by(Job.created_at))).all())
 
     async def wait_for_job(self, predicate: Callable[[Job], bool]) -> Job:
@@ -150,8 +184,8 @@ class BotHarness:
 
     async def ledger_problems(self) -> list[str]:
         assert self.services is not None
-        async with self.services.database.transaction() as session:
-            return await self.services.budgets.check_ledger(session)
+        async with self.database.transaction() as session:
+            return await ledger.ledger_problems(session)
 
 
 @pytest.fixture

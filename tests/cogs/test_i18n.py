@@ -13,9 +13,8 @@ from bot.i18n import Messages
 from bot.jobs import JobState
 from bot.models import Job
 from bot.service import FailureReason
-from cogs.render import failure_embed
-from tests.cogs.conftest import WAIT, BotHarness
-from tests.cogs.test_imagine import is_result, texts
+from cogs.imagine.render import failure_embed
+from tests.cogs.conftest import WAIT, BotHarness, is_result, texts
 from tests.support.discord_standin import Guild, InteractionRecord, Message, User
 
 # Discord's limits for localized command and option names, descriptions and choice names.
@@ -283,9 +282,18 @@ async def test_german_refusal_of_someone_elses_delete_button(harness: BotHarness
 
 async def test_german_budget_view(harness: BotHarness, messages: Messages) -> None:
     await harness.start(DEFAULT_GUILD_CREDITS="12000")
-    record = await harness.budget("show", harness.alice, locale="de")
+    record = await harness.budget("show", locale="de")
     shown = await private_reply(harness, record)
     assert messages.text("de", "budget.view.title") in shown
+    assert "12.000" in shown
+    assert "12,000" not in shown
+
+
+async def test_german_credits(harness: BotHarness, messages: Messages) -> None:
+    await harness.start(DEFAULT_GUILD_CREDITS="12000")
+    record = await harness.credits(harness.alice, locale="de")
+    shown = await private_reply(harness, record)
+    assert messages.text("de", "credits.title") in shown
     assert "12.000" in shown
     assert "12,000" not in shown
 

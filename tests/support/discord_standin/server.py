@@ -235,6 +235,9 @@ class DiscordStandIn:
         self.errors: list[ErrorResponse] = []
         self.unknown_routes: list[str] = []
         self.identify_count = 0
+        # Set to refuse every interaction's webhook calls right after its acknowledgement
+        # (401 "Invalid Webhook Token"), as Discord does for a token it has voided.
+        self.revoke_tokens_on_ack = False
         self.resume_count = 0
         self._interactions_by_id: dict[int, InteractionRecord] = {}
         self._interactions_by_token: dict[str, InteractionRecord] = {}
@@ -973,6 +976,7 @@ class DiscordStandIn:
         elif response_type == CALLBACK_MODAL:
             record.modal = data
         record.acked_at = received_at
+        record.revoked = self.revoke_tokens_on_ack
         record.response_type = response_type
         record.callback = body
         await self._notify()

@@ -1,4 +1,4 @@
-"""/budget end to end: members read the budget, admins and owners change and audit it."""
+"""/budget end to end: server managers set, top up and audit the budget; members never can."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.support.discord_standin import (
 )
 
 CALLBACK_CHANNEL_MESSAGE = 4
+MANAGE_GUILD = 1 << 5
 MANAGE_SERVER_REFUSAL = "You need the Manage Server permission for this."
 
 
@@ -71,15 +72,14 @@ async def budget_reply(
 
 async def ledger(harness: BotHarness) -> list[LedgerEntry]:
     assert harness.services is not None
-    async with harness.services.database.transaction() as session:
+    async with harness.database.transaction() as session:
         entries = await session.exec(select(LedgerEntry).order_by(col(LedgerEntry.id)))
         return list(entries.all())
 
 
 async def budget_view(harness: BotHarness) -> BudgetView:
     assert harness.services is not None
-    async with harness.services.database.transaction() as session:
-        return await harness.services.budgets.view(session, harness.guild.id)
+    return await harness.services.budgets.view(harness.guild.id)
 
 
 async def wait_until_all_delivered(harness: BotHarness, count: int) -> None:
@@ -95,14 +95,19 @@ async def wait_until_all_delivered(harness: BotHarness, count: int) -> None:
 # --- the tests -----------------------------------------------------------------------------------
 
 
-async def test_budget_is_one_group_visible_to_all_with_the_documented_names(
+async def test_budget_is_for_server_managers_and_credits_for_everyone(
     harness: BotHarness,
 ) -> None:
     await harness.start()
     command = harness.standin.command("budget")
     assert command is not None
-    # Visible to everyone because /budget show is for members; admin subcommands check on call.
-    assert command.get("default_member_permissions") is None
+    # Discord hides /budget from members; the bot still checks every call itself.
+    assert command["default_member_permissions"] == str(MANAGE_GUILD)
+    for_members = harness.standin.command("credits")
+    assert for_members is not None
+    assert for_members.get("default_member_permissions") is None
+    assert for_members["name_localizations"]["de"] == "guthaben"
+    assert for_members.get("options", []) == []
     subcommands = {option["name"]: option for option in command["options"]}
     assert set(subcommands) == {"show", "set", "add", "history", "usage"}
     assert [option["name"] for option in subcommands["set"]["options"]] == [
@@ -117,10 +122,21 @@ async def test_budget_is_one_group_visible_to_all_with_the_documented_names(
 async def test_an_admin_sets_the_budget_and_a_member_sees_it(harness: BotHarness) -> None:
     await harness.start()
     saved = await budget_reply(harness, "set", credits=800, period="weekly", per_member=200)
-    assert saved["description"] == "Budget saved."
+    view = await budget_view(harness)
+    assert saved["description"] == (
+        "Saved: the budget is now 800 credits (20 videos) per week, "
+        f"counted from <t:{int(view.period_start.timestamp())}:f>."
+    )
     assert fields(saved)["Budget"] == "800 credits (20 videos)"
+    assert fields(saved)["Cap per member"] == "200 credits (5 videos)"
 
-    shown = await budget_reply(harness, "show", harness.alice)
+    mine = await private_embed(harness, await harness.credits(harness.alice))
+    assert mine["title"] == "Credits for videos"
+    assert fields(mine)["Left"] == "800 credits (20 videos)"
+    assert fields(mine)["Your use"] == "0 of 200 credits (5 videos left)"
+    assert fields(mine)["Your videos on the way"] == "None right now."
+
+    shown = await budget_reply(harness, "show")
     assert shown["title"] == "Video budget"
     values = fields(shown)
     assert values["Left"] == "800 credits (20 videos)"
@@ -131,7 +147,6 @@ async def test_an_admin_sets_the_budget_and_a_member_sees_it(harness: BotHarness
     view = await budget_view(harness)
     assert view.resets_at is not None
     assert values["Resets"] == f"<t:{int(view.resets_at.timestamp())}:R>"
-    assert values["Your use"] == "0 of 200 credits (5 videos left)"
     assert f"<@{harness.admin.id}>" in values["\u200b"]
 
     latest = (await ledger(harness))[-1]
@@ -146,9 +161,10 @@ async def test_a_member_cannot_change_or_audit_even_with_the_command_visible(
     harness: BotHarness,
 ) -> None:
     await harness.start()
-    await budget_reply(harness, "show", harness.alice)
+    await budget_reply(harness, "show")
     before = await ledger(harness)
     for subcommand, options in (
+        ("show", {}),
         ("set", {"credits": 100_000}),
         ("add", {"credits": 1000}),
         ("history", {}),
@@ -167,7 +183,7 @@ async def test_administrators_count_as_server_managers(harness: BotHarness) -> N
     record = await harness.budget(
         "set", harness.alice, member_permissions=ADMINISTRATOR_PERMISSIONS, credits=200
     )
-    assert (await private_embed(harness, record))["description"] == "Budget saved."
+    assert (await private_embed(harness, record))["description"].startswith("Saved:")
 
 
 async def test_an_owner_can_set_the_budget_where_they_have_no_permissions(
@@ -175,7 +191,7 @@ async def test_an_owner_can_set_the_budget_where_they_have_no_permissions(
 ) -> None:
     await harness.start(OWNER_IDS=str(harness.bob.id))
     saved = await budget_reply(harness, "set", harness.bob, credits=2000, period="monthly")
-    assert saved["description"] == "Budget saved."
+    assert saved["description"].startswith("Saved: the budget is now 2,000 credits")
     added = await budget_reply(harness, "add", harness.bob, credits=400)
     assert fields(added)["Left"] == "2,400 credits (60 videos)"
     changes = [entry for entry in await ledger(harness) if entry.actor_id is not None]
@@ -200,8 +216,9 @@ async def test_when_only_owners_may_raise_a_server_admin_can_only_lower(
     assert fields(lowered)["Left"] == "200 credits (5 videos)"
     deducted = await budget_reply(harness, "add", credits=-40)
     assert fields(deducted)["Left"] == "160 credits (4 videos)"
+    # The owner's new budget replaces this period's, the deduction folded in.
     raised = await budget_reply(harness, "set", harness.bob, credits=1000)
-    assert fields(raised)["Left"] == "960 credits (24 videos)"
+    assert fields(raised)["Left"] == "1,000 credits (25 videos)"
 
 
 async def test_invalid_values_get_a_clear_reply_and_change_nothing(harness: BotHarness) -> None:
@@ -314,22 +331,21 @@ async def test_a_new_period_resets_spent_but_keeps_the_ledger(harness: BotHarnes
     await budget_reply(harness, "set", credits=400, period="daily")
     await harness.imagine(harness.alice, prompt="yesterday's cat")
     await wait_until_all_delivered(harness, 1)
-    before = fields(await budget_reply(harness, "show", harness.alice))
+    before = fields(await budget_reply(harness, "show"))
     assert before["Spent"].startswith("40 credits")
     assert before["Left"] == "360 credits (9 videos)"
     entries_before = await ledger(harness)
 
     # A day passing, as the store sees it: the current period began a day earlier.
     assert harness.services is not None
-    async with harness.services.database.transaction() as session:
+    async with harness.database.transaction() as session:
         budget = (await session.exec(select(GuildBudget))).one()
         budget.period_start -= timedelta(days=1)
         session.add(budget)
 
-    after = fields(await budget_reply(harness, "show", harness.alice))
+    after = fields(await budget_reply(harness, "show"))
     assert after["Spent"] == "0 credits (0 videos)"
     assert after["Left"] == "400 credits (10 videos)"
-    assert after["Your use"] == "0 credits (0 videos), no personal cap"
     entries_after = await ledger(harness)
     assert entries_after[: len(entries_before)] == entries_before
     (rollover,) = entries_after[len(entries_before) :]
@@ -344,7 +360,7 @@ async def test_a_new_period_resets_spent_but_keeps_the_ledger(harness: BotHarnes
 
 async def test_show_speaks_german(harness: BotHarness) -> None:
     await harness.start()
-    shown = await budget_reply(harness, "show", harness.alice, locale="de")
+    shown = await budget_reply(harness, "show", locale="de")
     assert shown["title"] == "Video-Budget"
     values = fields(shown)
     assert values["Übrig"] == "400 Credits (10 Videos)"
@@ -353,3 +369,36 @@ async def test_show_speaks_german(harness: BotHarness) -> None:
     assert values["Zeitraum"] == "kein Zurücksetzen"
     assert values["Wird zurückgesetzt"] == "nie"
     assert values["Dein Verbrauch"] == "0 Credits (0 Videos), keine persönliche Grenze"
+
+
+async def test_set_replaces_the_budget_a_top_up_included(harness: BotHarness) -> None:
+    await harness.start(OWNER_IDS=str(harness.bob.id))
+    await budget_reply(harness, "set", credits=200, period="weekly", per_member=80)
+    await budget_reply(harness, "add", credits=40)
+    saved = await budget_reply(harness, "set", harness.bob, credits=400)
+    assert saved["description"].startswith(
+        "Saved: the budget is now 400 credits (10 videos) per week, counted from <t:"
+    )
+    assert fields(saved)["Budget"] == "400 credits (10 videos)"
+    assert fields(saved)["Left"] == "400 credits (10 videos)"
+    view = await budget_view(harness)
+    assert (view.limit, view.bonus, view.member_cap) == (400, 0, 80)
+    # The ledger keeps both: the top-up and the new budget that folded it in.
+    kinds = [entry.kind for entry in await ledger(harness)]
+    assert kinds[-2:] == [LedgerKind.ADJUST, LedgerKind.GRANT]
+
+
+async def test_set_changes_the_cap_or_period_without_restating_credits(
+    harness: BotHarness,
+) -> None:
+    await harness.start()
+    await budget_reply(harness, "set", credits=800)
+    capped = await budget_reply(harness, "set", per_member=120)
+    assert fields(capped)["Budget"] == "800 credits (20 videos)"
+    assert fields(capped)["Cap per member"] == "120 credits (3 videos)"
+    weekly = await budget_reply(harness, "set", period="weekly")
+    assert fields(weekly)["Budget"] == "800 credits (20 videos)"
+    assert fields(weekly)["Period"] == "weekly"
+    assert "per week" in weekly["description"]
+    nothing = await budget_reply(harness, "set")
+    assert nothing["description"] == "Say what to change: credits, period or per_member."

@@ -1,4 +1,4 @@
-"""Turning domain state into Discord messages: embeds, timestamps, mentions."""
+"""The messages of a job: progress, the finished video, and why there is none."""
 
 from __future__ import annotations
 
@@ -8,34 +8,37 @@ import discord
 
 from bot.i18n import Messages
 from bot.models import Job
-from bot.service import FailureReason, Progress, failure_message
+from bot.service import FailureReason, Progress
+from cogs.core.render import EMBED_COLOUR, FAILURE_COLOUR, SUCCESS_COLOUR, shorten, timestamp
 
-PROMPT_PREVIEW = 1000
-EMBED_COLOUR = discord.Colour.from_rgb(88, 101, 242)
-FAILURE_COLOUR = discord.Colour.from_rgb(237, 66, 69)
-SUCCESS_COLOUR = discord.Colour.from_rgb(87, 242, 135)
-
-# Echoed text never pings anyone; only the requester is mentioned, and only where we say so.
-NO_PINGS = discord.AllowedMentions.none()
-
-
-def timestamp(moment: datetime, style: str = "R") -> str:
-    """A Discord timestamp: every reader sees it in their own time zone and language."""
-    return f"<t:{int(moment.timestamp())}:{style}>"
+# The API's documented failure texts, each with a message that explains it to a member.
+_API_FAILURE_KEYS = {
+    "file type not supported": "imagine.failed.unsupported",
+    "inappropriate content": "imagine.failed.inappropriate",
+    "grok imagine build failed": "imagine.failed.build",
+    "network error": "imagine.failed.network",
+}
 
 
-def mention(user_id: int) -> str:
-    return f"<@{user_id}>"
-
-
-def only_pinging(user_id: int) -> discord.AllowedMentions:
-    return discord.AllowedMentions(
-        everyone=False, roles=False, replied_user=False, users=[discord.Object(id=user_id)]
-    )
-
-
-def shorten(text: str, limit: int = PROMPT_PREVIEW) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def failure_message(reason: FailureReason, error_text: str | None) -> tuple[str, dict[str, object]]:
+    """The catalog key and placeholders that explain why a job ended without a video."""
+    detail = (error_text or "").strip()
+    if reason is FailureReason.GENERATION_FAILED:
+        lowered = detail.lower()
+        for prefix, key in _API_FAILURE_KEYS.items():
+            if lowered.startswith(prefix):
+                return key, {}
+        return "imagine.failed.other", {"detail": detail or "?"}
+    keys = {
+        FailureReason.REJECTED: "imagine.failed.rejected",
+        FailureReason.OUTCOME_UNKNOWN: "imagine.failed.outcome_unknown",
+        FailureReason.SERVICE_BUSY: "imagine.failed.service_busy",
+        FailureReason.SERVICE_UNAVAILABLE: "imagine.failed.service_unavailable",
+        FailureReason.EXPIRED: "imagine.failed.expired",
+        FailureReason.DELIVERY_FAILED: "imagine.failed.delivery",
+    }
+    params: dict[str, object] = {"detail": detail} if reason is FailureReason.REJECTED else {}
+    return keys[reason], params
 
 
 def status_text(messages: Messages, language: str, status: str) -> str:

@@ -4,11 +4,19 @@ restarts (discord.py dynamic items)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 
-from cogs.errors import reporting_errors
+# The cog that answers the buttons; looked up by name, so this module needs no import of it.
+IMAGINE_COG = "Imagine"
+
+
+@runtime_checkable
+class ResultActions(Protocol):
+    async def on_result_button(
+        self, interaction: discord.Interaction, action: str, job_id: str
+    ) -> None: ...
 
 
 def delete_custom_id(job_id: str) -> str:
@@ -26,10 +34,7 @@ class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"imagine:(?P<action>reroll|delete):(?P<job>[0-9a-f]{32})",
 ):
-    """Reroll (same request again, charged to whoever clicks) or Delete (requester or admin).
-
-    The job id lives in the custom_id, so the buttons keep working after a restart.
-    """
+    """Reroll (same request again, charged to whoever clicks) or Delete (requester or admin)."""
 
     def __init__(self, action: str, job_id: str, label: str) -> None:
         emoji, style = _BUTTON_LOOKS[action]
@@ -52,9 +57,13 @@ class ResultButton(
         return cls(match["action"], match["job"], item.label or "")
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        from cogs.imagine import ImagineCog  # imported late: that module imports this one
+        cog = interaction.client.get_cog(IMAGINE_COG)
+        assert isinstance(cog, ResultActions)
+        await cog.on_result_button(interaction, self.action, self.job_id)
 
-        cog = interaction.client.get_cog(ImagineCog.__cog_name__)
-        assert isinstance(cog, ImagineCog)
-        step = cog.reroll if self.action == "reroll" else cog.delete_result
-        await reporting_errors(interaction, step(interaction, self.job_id))
+
+def result_view(job_id: str, reroll_label: str, delete_label: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ResultButton("reroll", job_id, reroll_label))
+    view.add_item(ResultButton("delete", job_id, delete_label))
+    return view

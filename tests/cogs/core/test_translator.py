@@ -5,12 +5,12 @@ from pathlib import Path
 
 from bot.i18n import Messages
 
-COGS = Path(__file__).resolve().parents[2] / "cogs"
+COGS = Path(__file__).resolve().parents[3] / "cogs"
 
 
 def _command_texts() -> list[tuple[str, str, str]]:
     found = []
-    for path in sorted(COGS.glob("*.py")):
+    for path in sorted(COGS.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Call)

@@ -5,26 +5,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, cast
 
 import discord
 from discord import app_commands
 
 from bot.budget import BudgetChangeRefused, BudgetRefused
 from bot.errors import UserFacingError
-from bot.i18n import Messages, pick_language
-from cogs.render import FAILURE_COLOUR, NO_PINGS, timestamp
-
-if TYPE_CHECKING:
-    from cogs.client import ImagineBot
+from bot.i18n import Messages
+from cogs.core.locale import language_for
+from cogs.core.render import FAILURE_COLOUR, NO_PINGS, timestamp
 
 log = logging.getLogger(__name__)
-
-
-def language_for(interaction: discord.Interaction) -> str:
-    """The member's language, else the server's, else English."""
-    guild_locale = str(interaction.guild_locale) if interaction.guild_locale else None
-    return pick_language(str(interaction.locale), guild_locale)
 
 
 def budget_refusal_text(
@@ -82,14 +73,6 @@ def describe(
     return None
 
 
-async def reporting_errors(interaction: discord.Interaction, step: Awaitable[None]) -> None:
-    """Await a button's step: an error in it reaches the member the way a command's does."""
-    try:
-        await step
-    except Exception as error:  # noqa: BLE001 - every error is rendered, unexpected ones logged
-        await report_error(interaction, error)
-
-
 async def reply_privately(interaction: discord.Interaction, text: str, *, error: bool) -> None:
     """Answer only the member, whether or not the interaction was already acknowledged."""
     embed = discord.Embed(description=text, colour=FAILURE_COLOUR if error else None)
@@ -107,28 +90,38 @@ async def reply_privately(interaction: discord.Interaction, text: str, *, error:
     await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
-async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """Render ``error`` for the member; unexpected errors are logged with an id to quote.
+class ErrorReporter:
+    """Renders any error of a command or button for the member who caused it.
 
-    Commands (through the tree's ``on_error``) and buttons (through ``reporting_errors``) both
-    end here; the catalogs come from the services of the bot that received the interaction.
+    Commands reach it through the command tree's ``on_error``, buttons through ``guard``.
+    Unexpected errors are logged with an id that the member can quote.
     """
-    services = cast("ImagineBot", interaction.client).services
-    messages = services.messages
-    credits_per_video = services.settings.credits_per_video
-    language = language_for(interaction)
-    text = describe(error, messages, language, credits_per_video)
-    if text is None:
-        error_id = uuid.uuid4().hex[:8]
-        original = getattr(error, "original", None) or error
-        log.error(
-            "unexpected error %s in %s",
-            error_id,
-            interaction.command.qualified_name if interaction.command else interaction.type,
-            exc_info=original,
-        )
-        text = messages.text(language, "error.unexpected", error_id=error_id)
-    try:
-        await reply_privately(interaction, text, error=True)
-    except discord.HTTPException:
-        log.warning("could not tell the member about an error", exc_info=True)
+
+    def __init__(self, messages: Messages, credits_per_video: int) -> None:
+        self._messages = messages
+        self._credits_per_video = credits_per_video
+
+    async def report(self, interaction: discord.Interaction, error: BaseException) -> None:
+        language = language_for(interaction)
+        text = describe(error, self._messages, language, self._credits_per_video)
+        if text is None:
+            error_id = uuid.uuid4().hex[:8]
+            original = getattr(error, "original", None) or error
+            log.error(
+                "unexpected error %s in %s",
+                error_id,
+                interaction.command.qualified_name if interaction.command else interaction.type,
+                exc_info=original,
+            )
+            text = self._messages.text(language, "error.unexpected", error_id=error_id)
+        try:
+            await reply_privately(interaction, text, error=True)
+        except discord.HTTPException:
+            log.warning("could not tell the member about an error", exc_info=True)
+
+    async def guard(self, interaction: discord.Interaction, step: Awaitable[None]) -> None:
+        """Await a button's step: an error in it reaches the member the way a command's does."""
+        try:
+            await step
+        except Exception as error:  # noqa: BLE001 - every error is rendered, unexpected ones logged
+            await self.report(interaction, error)

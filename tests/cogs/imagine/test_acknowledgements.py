@@ -2,7 +2,7 @@
 
 import asyncio
 
-from cogs.imagine import AcknowledgementsFirst
+from cogs.imagine.acknowledgements import AcknowledgementsFirst
 
 
 async def test_work_waits_until_no_acknowledgement_is_pending() -> None:

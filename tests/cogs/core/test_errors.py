@@ -7,8 +7,7 @@ import re
 
 import pytest
 
-from tests.cogs.conftest import WAIT, BotHarness
-from tests.cogs.test_imagine import texts
+from tests.cogs.conftest import WAIT, BotHarness, texts
 from tests.support.discord_standin import MESSAGE_FLAG_EPHEMERAL
 
 
@@ -22,8 +21,8 @@ async def test_an_unexpected_error_is_an_apology_with_an_error_id(
         raise RuntimeError("the database caught fire")
 
     # Fault injection: the failure must travel the real error path to the member.
-    monkeypatch.setattr(harness.services.service, "start", broken_start)
-    with caplog.at_level(logging.ERROR, logger="cogs.errors"):
+    monkeypatch.setattr(harness.services.imagine, "start", broken_start)
+    with caplog.at_level(logging.ERROR, logger="cogs.core.errors"):
         record = await harness.imagine(prompt="a cat")
         reply = await harness.standin.wait_for(lambda: record.followups or None, limit=WAIT)
     assert reply[0].flags & MESSAGE_FLAG_EPHEMERAL

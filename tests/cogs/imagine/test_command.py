@@ -9,29 +9,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.jobs import JobState
 from bot.simulator import Fault, sample_video
-from tests.cogs.conftest import WAIT, BotHarness
-from tests.support.discord_standin import MESSAGE_FLAG_EPHEMERAL, Message
+from tests.cogs.conftest import WAIT, BotHarness, is_result, texts
+from tests.support.discord_standin import MESSAGE_FLAG_EPHEMERAL
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
-def is_result(message: Message) -> bool:
-    return any(custom_id.startswith("imagine:delete:") for custom_id in message.custom_ids())
-
-
-def texts(message: Message) -> str:
-    parts = [message.content or ""]
-    for embed in message.embeds:
-        parts.append(embed.get("title", ""))
-        parts.append(embed.get("description", ""))
-        parts.extend(f"{field['name']} {field['value']}" for field in embed.get("fields", []))
-    return "\n".join(parts)
-
-
 async def remaining_credits(harness: BotHarness) -> int:
     assert harness.services is not None
-    async with harness.services.database.transaction() as session:
-        view = await harness.services.budgets.view(session, harness.guild.id)
+    view = await harness.services.budgets.view(harness.guild.id)
     return view.remaining
 
 
@@ -111,8 +97,13 @@ async def test_bad_input_is_refused_privately_and_costs_nothing(harness: BotHarn
         {"prompt": "a", "mode": "spicy"},
     ):
         record = await harness.imagine(**options)
-        reply = await harness.standin.wait_for(lambda r=record: r.followups or None, limit=WAIT)
-        assert reply[0].flags & MESSAGE_FLAG_EPHEMERAL
+        # Answered privately at once: no public "thinking…" message, not even for a moment.
+        assert record.response_type == 4
+        assert record.original is not None
+        assert record.original.flags & MESSAGE_FLAG_EPHEMERAL
+        assert record.followups == []
+    channel = harness.guild.text_channel.id
+    assert all(m.ephemeral for m in harness.standin.messages_in(channel, include_deleted=True))
     assert harness.simulator.count("POST", "/v1/generate") == 0
     assert await harness.jobs() == []
     assert await remaining_credits(harness) == 400
@@ -261,3 +252,45 @@ async def test_an_admin_can_delete_anyones_video(harness: BotHarness) -> None:
     click = await harness.standin.click_button(result, delete_id, harness.admin)
     await harness.standin.wait_until_acked(click, limit=WAIT)
     await harness.standin.wait_for(lambda: result.deleted or None, limit=WAIT)
+
+
+async def test_a_token_refused_right_after_the_acknowledgement_holds_nothing_back(
+    harness: BotHarness,
+) -> None:
+    await harness.start()
+    harness.standin.revoke_tokens_on_ack = True
+    record = await harness.imagine(prompt="a dead token")
+    # Sent at once, not after the poller's grace period for abandoned submissions (60 s).
+    await harness.standin.wait_for(
+        lambda: harness.simulator.count("POST", "/v1/generate") == 1, limit=5.0
+    )
+    result = await harness.wait_for_message(is_result)
+    job = await harness.wait_for_state(JobState.DELIVERED)
+    assert result.origin == "channel"
+    assert result.mentions_pinged.users == {harness.alice.id}
+    assert job.interaction_token is None
+    # The progress message went on through the channel and ends marked done.
+    assert record.original is not None
+    assert "✅" in texts(record.original)
+    await asyncio.sleep(0.3)  # anything that would wrongly post twice shows itself
+    results = [
+        m for m in harness.standin.messages_in(harness.guild.text_channel.id) if is_result(m)
+    ]
+    assert len(results) == 1
+    # The refused token was tried once, never again.
+    refused = [e for e in harness.standin.errors if record.token in e.path]
+    assert [(e.status, e.code) for e in refused] == [(401, 50027)]
+
+
+async def test_after_a_refused_token_a_failure_is_told_through_the_channel(
+    harness: BotHarness,
+) -> None:
+    await harness.start()
+    harness.standin.revoke_tokens_on_ack = True
+    record = await harness.imagine(prompt="[fail:build] broken")
+    await harness.wait_for_state(JobState.FAILED)
+    await harness.standin.wait_for(
+        lambda: record.original and "No video" in texts(record.original), limit=WAIT
+    )
+    assert len([e for e in harness.standin.errors if record.token in e.path]) == 1
+    assert await remaining_credits(harness) == 400

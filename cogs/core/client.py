@@ -1,4 +1,7 @@
-"""The discord.py client: built once with the domain's services, loads the cogs, syncs."""
+"""The discord.py client: answers slash commands and buttons, syncs the commands it was given.
+
+It knows no feature: the composition root (``cogs.main``) adds them before it connects.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.app import Services
-from cogs.errors import report_error
-from cogs.translator import CatalogTranslator
+from bot.config import Settings
+from bot.i18n import Messages
+from cogs.core.errors import ErrorReporter
+from cogs.core.translator import CatalogTranslator
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +26,21 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
     async def on_error(
         self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError
     ) -> None:
-        await report_error(interaction, error)
+        await self.client.reporter.report(interaction, error)
 
 
 class ImagineBot(commands.Bot):
     """imagine-bot's Discord side. Only slash commands: no privileged intents are needed."""
 
-    def __init__(self, services: Services, *, sync_commands: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        messages: Messages,
+        reporter: ErrorReporter,
+        sync_commands: bool = True,
+        **options: Any,
+    ) -> None:
         # The bot never joins voice: the warnings about missing voice libraries are noise.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -39,33 +51,28 @@ class ImagineBot(commands.Bot):
             intents=intents,
             tree_cls=ImagineTree,
             allowed_mentions=discord.AllowedMentions.none(),
-            owner_ids=set(services.settings.owner_ids),
+            owner_ids=set(settings.owner_ids),
             help_command=None,
             **options,
         )
-        self.services = services
+        self.reporter = reporter
+        self._translator = CatalogTranslator(messages)
+        self._dev_guild_id = settings.dev_guild_id
         self._sync_commands = sync_commands
 
     async def setup_hook(self) -> None:
-        from cogs.budget import BudgetCog, HistoryPageButton
-        from cogs.imagine import ImagineCog
-        from cogs.views import ResultButton
-
-        await self.tree.set_translator(CatalogTranslator(self.services.messages))
-        await self.add_cog(ImagineCog(self, self.services))
-        await self.add_cog(BudgetCog(self, self.services))
-        # Result and history buttons keep working after a restart: their state is in custom_id.
-        self.add_dynamic_items(ResultButton, HistoryPageButton)
+        await self.tree.set_translator(self._translator)
         if self._sync_commands:
             await self.sync_commands()
 
     async def sync_commands(self) -> None:
-        guild_id = self.services.settings.dev_guild_id
-        if guild_id is not None:
-            guild = discord.Object(id=guild_id)
+        if self._dev_guild_id is not None:
+            guild = discord.Object(id=self._dev_guild_id)
             self.tree.copy_global_to(guild=guild)
             synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to the development server %s", len(synced), guild_id)
+            log.info(
+                "synced %d commands to the development server %s", len(synced), self._dev_guild_id
+            )
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands (they may take a while to appear)", len(synced))

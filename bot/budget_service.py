@@ -1,0 +1,113 @@
+"""What members and admins do with a server's credits, each in one transaction.
+
+The Discord commands call these and render the result; they never open a session themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from bot.budget import BudgetChangeRefused, Budgets, BudgetView, Period
+from bot.db import Database
+from bot.jobs import JobStore
+from bot.models import Job, LedgerEntry
+
+# A member's jobs listed by /credits; more than this are summarized as a count.
+ACTIVE_JOBS_SHOWN = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CreditsOverview:
+    """What a member sees with /credits: the server's budget, their use, their jobs."""
+
+    budget: BudgetView
+    active_jobs: list[Job]
+    active_total: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    entries: list[LedgerEntry]
+    page: int  # zero-based, clamped to the pages there are
+    pages: int
+
+
+class BudgetService:
+    """Reads and changes of server budgets, for members and admins."""
+
+    def __init__(self, *, database: Database, budgets: Budgets, jobs: JobStore) -> None:
+        self._database = database
+        self._budgets = budgets
+        self._jobs = jobs
+
+    async def overview(self, guild_id: int, member_id: int) -> CreditsOverview:
+        async with self._database.transaction() as session:
+            budget = await self._budgets.view(session, guild_id, member_id)
+            jobs, total = await self._jobs.active_for_member(
+                session, guild_id, member_id, limit=ACTIVE_JOBS_SHOWN
+            )
+        return CreditsOverview(budget=budget, active_jobs=jobs, active_total=total)
+
+    async def view(self, guild_id: int, member_id: int | None = None) -> BudgetView:
+        async with self._database.transaction() as session:
+            return await self._budgets.view(session, guild_id, member_id)
+
+    async def set_budget(
+        self,
+        guild_id: int,
+        *,
+        credits: int | None,  # noqa: A002 - the option's name
+        period: str | None,
+        per_member: int | None,
+        actor_id: int,
+        may_raise: bool,
+    ) -> BudgetView:
+        """``/budget set``: replace this period's budget; ``per_member`` 0 removes the cap."""
+        chosen_period = _parse_period(period)
+        async with self._database.transaction() as session:
+            return await self._budgets.set_budget(
+                session,
+                guild_id,
+                credits=credits,
+                period=chosen_period,
+                member_cap=per_member or None,
+                clear_member_cap=per_member == 0,
+                actor_id=actor_id,
+                may_raise=may_raise,
+            )
+
+    async def add_credits(
+        self, guild_id: int, amount: int, *, actor_id: int, may_raise: bool
+    ) -> BudgetView:
+        async with self._database.transaction() as session:
+            return await self._budgets.add_credits(
+                session, guild_id, amount, actor_id=actor_id, may_raise=may_raise
+            )
+
+    async def history(self, guild_id: int, page: int, *, page_size: int) -> HistoryPage:
+        async with self._database.transaction() as session:
+            entries, total = await self._budgets.history(
+                session, guild_id, limit=page_size, offset=page * page_size
+            )
+            pages = max(1, math.ceil(total / page_size))
+            if page >= pages:  # the ledger is append-only, so only a stale page can be past it
+                page = pages - 1
+                entries, _ = await self._budgets.history(
+                    session, guild_id, limit=page_size, offset=page * page_size
+                )
+        return HistoryPage(entries=entries, page=page, pages=pages)
+
+    async def usage(self, guild_id: int) -> list[tuple[int, int]]:
+        async with self._database.transaction() as session:
+            return await self._budgets.usage(session, guild_id)
+
+
+def _parse_period(value: str | None) -> Period | None:
+    """The chosen period; Discord offers only the choices, but the bot does not rely on it."""
+    if value is None:
+        return None
+    try:
+        return Period(value)
+    except ValueError:
+        raise BudgetChangeRefused("unknown_period") from None

@@ -1,0 +1,184 @@
+"""/imagine and the result buttons: parse the request, call the domain, answer.
+
+Everything after the request (progress, the video, failures) reaches Discord through
+``cogs.imagine.notifier.DiscordNotifier``, which the domain calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATIOS
+from bot.config import Settings
+from bot.i18n import Messages
+from bot.service import ImagineService, Requester
+from bot.validation import ImageInput, validate_imagine
+from cogs.core.checks import may_delete_video
+from cogs.core.errors import ErrorReporter
+from cogs.core.locale import language_for
+from cogs.core.translator import text
+from cogs.imagine.acknowledgements import AcknowledgementsFirst
+from cogs.imagine.views import IMAGINE_COG
+
+log = logging.getLogger(__name__)
+
+# Every mode and ratio the API accepts (``bot.api_contract``), each with its catalog label: a
+# value added to the contract without a label fails here, at import.
+_RATIO_NAMES = {
+    "16:9": text("16:9 landscape", "cmd.choice.ratio_landscape"),
+    "9:16": text("9:16 portrait", "cmd.choice.ratio_portrait"),
+    "1:1": text("1:1 square", "cmd.choice.ratio_square"),
+    "2:3": text("2:3 tall", "cmd.choice.ratio_tall"),
+    "3:2": text("3:2 wide", "cmd.choice.ratio_wide"),
+}
+_MODE_NAMES = {
+    "fun": text("fun", "cmd.choice.mode_fun"),
+    "normal": text("normal", "cmd.choice.mode_normal"),
+    "spicy": text("spicy", "cmd.choice.mode_spicy"),
+}
+RATIO_CHOICES = [app_commands.Choice(name=_RATIO_NAMES[ratio], value=ratio) for ratio in RATIOS]
+MODE_CHOICES = [app_commands.Choice(name=_MODE_NAMES[mode], value=mode) for mode in MODES]
+
+
+def _is_nsfw(channel: object) -> bool:
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
+def _image_inputs(attachments: list[discord.Attachment | None]) -> list[ImageInput]:
+    return [
+        ImageInput(
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            url=attachment.url,
+        )
+        for attachment in attachments
+        if attachment is not None
+    ]
+
+
+def _requester(interaction: discord.Interaction, progress_message_id: int | None) -> Requester:
+    assert interaction.guild_id is not None
+    assert interaction.channel_id is not None
+    return Requester(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        member_id=interaction.user.id,
+        locale=language_for(interaction),
+        progress_message_id=progress_message_id,
+        interaction_token=interaction.token,
+        interaction_expires_at=interaction.expires_at,
+        upload_limit_bytes=interaction.filesize_limit,
+    )
+
+
+class ImagineCog(commands.Cog, name=IMAGINE_COG):
+    """/imagine, Reroll and Delete."""
+
+    def __init__(
+        self,
+        imagine: ImagineService,
+        *,
+        settings: Settings,
+        messages: Messages,
+        reporter: ErrorReporter,
+    ) -> None:
+        self.imagine = imagine
+        self.settings = settings
+        self.messages = messages
+        self.reporter = reporter
+        self._acknowledgements = AcknowledgementsFirst()
+
+    # --- the command ------------------------------------------------------------------------
+
+    @app_commands.command(
+        name=text("imagine", "cmd.imagine.name"),
+        description=text("Make a short video from a text prompt", "cmd.imagine.description"),
+    )
+    @app_commands.rename(
+        prompt=text("prompt", "cmd.imagine.prompt_name"),
+        ratio=text("ratio", "cmd.imagine.ratio_name"),
+        mode=text("mode", "cmd.imagine.mode_name"),
+        image=text("image", "cmd.imagine.image_name"),
+        image2=text("image2", "cmd.imagine.image2_name"),
+        image3=text("image3", "cmd.imagine.image3_name"),
+    )
+    @app_commands.describe(
+        prompt=text("What the video should show", "cmd.imagine.prompt_description"),
+        ratio=text("Aspect ratio (default 16:9)", "cmd.imagine.ratio_description"),
+        mode=text(
+            "Style (default normal; spicy only in age-restricted channels)",
+            "cmd.imagine.mode_description",
+        ),
+        image=text("Optional starting image (PNG, JPEG or WebP)", "cmd.imagine.image_description"),
+        image2=text("Optional second image", "cmd.imagine.image2_description"),
+        image3=text("Optional third image", "cmd.imagine.image3_description"),
+    )
+    @app_commands.choices(ratio=RATIO_CHOICES, mode=MODE_CHOICES)
+    @app_commands.guild_only()
+    async def imagine_command(  # noqa: PLR0917 - discord.py maps options to positional parameters
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        ratio: str = DEFAULT_RATIO,
+        mode: str = DEFAULT_MODE,
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+    ) -> None:
+        # Checks that need no I/O answer privately at once: nothing public flashes first.
+        request = validate_imagine(
+            prompt,
+            mode=mode,
+            ratio=ratio,
+            images=_image_inputs([image, image2, image3]),
+            channel_is_nsfw=_is_nsfw(interaction.channel),
+            max_prompt_length=self.settings.max_prompt_length,
+            max_image_bytes=self.settings.max_image_bytes,
+        )
+        progress_message_id = await self._acknowledge(interaction)
+        await self.imagine.request(_requester(interaction, progress_message_id), request)
+
+    async def _acknowledge(self, interaction: discord.Interaction) -> int | None:
+        """Defer first: everything else may take longer than Discord's three seconds.
+
+        Returns the id of the public "thinking…" message that will show the job's progress.
+        """
+        async with self._acknowledgements.acknowledging():
+            response = await interaction.response.defer(thinking=True)
+        await self._acknowledgements.wait_turn()
+        return response.message_id if response is not None else None
+
+    # --- buttons ----------------------------------------------------------------------------
+
+    async def on_result_button(
+        self, interaction: discord.Interaction, action: str, job_id: str
+    ) -> None:
+        step = self._reroll if action == "reroll" else self._delete
+        await self.reporter.guard(interaction, step(interaction, job_id))
+
+    async def _reroll(self, interaction: discord.Interaction, job_id: str) -> None:
+        progress_message_id = await self._acknowledge(interaction)
+        await self.imagine.reroll(_requester(interaction, progress_message_id), job_id)
+
+    async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
+        language = language_for(interaction)
+        requester = await self.imagine.requester_of(job_id)
+        if requester is None or not may_delete_video(interaction, self.settings, requester):
+            await interaction.response.send_message(
+                self.messages.text(language, "imagine.delete.not_allowed"), ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if interaction.message is not None:
+            with contextlib.suppress(discord.NotFound):  # someone else deleted it first
+                await interaction.message.delete()
+        await interaction.followup.send(
+            self.messages.text(language, "imagine.delete.done"), ephemeral=True
+        )
