@@ -37,6 +37,13 @@ class ConfigError(Exception):
         super().__init__(f"{variable} {problem} (see .env.example)")
 
 
+class LogFormat(StrEnum):
+    """Plain lines for a terminal, or one JSON object per line for a log collector."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
 class BudgetAdmins(StrEnum):
     """Who may raise a server's budget: its own admins, or only the bot's owners."""
 
@@ -160,6 +167,11 @@ class Settings(_FromEnvironment):
     )
     budget_admins: Annotated[BudgetAdmins, BeforeValidator(str.lower)] = BudgetAdmins.GUILD
     log_level: Annotated[str, AfterValidator(_log_level)] = "INFO"
+    log_format: Annotated[LogFormat, BeforeValidator(str.lower)] = LogFormat.TEXT
+    # The metrics and health endpoints: off unless a port is given.
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_per_guild: bool = False  # a label per server: only if the operator asks (cardinality)
 
     @model_validator(mode="after")
     def _poll_fits_in_timeout(self) -> Self:
