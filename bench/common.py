@@ -29,6 +29,7 @@ from discord.ext import commands
 from bot.app import Services, build_services, open_infrastructure
 from bot.clock import SystemClock
 from bot.config import Settings, settings_from_mapping
+from bot.i18n import Messages
 from bot.models import Job
 from bot.schedule import PollSchedule
 from bot.service import Delivery, FailureReason, Progress
@@ -256,7 +257,7 @@ async def headless_services(settings: Settings) -> AsyncIterator[Services]:
 
     The poller is built but not started.
     """
-    infrastructure = await open_infrastructure(settings)
+    infrastructure = await open_infrastructure(settings, messages=Messages.load(), alert_sink=None)
     try:
         services = await build_services(infrastructure, NullNotifier())
         try:

@@ -196,6 +196,7 @@ async def measure_ticks(pending: int, options: ScaleOptions, database: Path) -> 
                 jobs=infrastructure.jobs,
                 limiter=infrastructure.limiter,
                 clock=infrastructure.clock,
+                metrics=infrastructure.metrics,
                 pressure_refresh=0.0,
             )
             await time_ticks(services, services.poller, due_ids)  # warm caches and connections

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from bot import user_agent
+from bot.alerts import AlertSink, OperatorAlerts, RunDetector
 from bot.budget import Budgets
 from bot.budget_service import BudgetService
 from bot.clock import Clock, SystemClock
@@ -28,6 +29,7 @@ from bot.db import Database
 from bot.grok import GrokClient
 from bot.i18n import Messages
 from bot.jobs import InteractionTokens, JobStore
+from bot.metrics import Metrics
 from bot.poller import Poller
 from bot.ratelimit import RateLimiter
 from bot.schedule import DurationModel, PollPlanner
@@ -60,6 +62,8 @@ class Infrastructure:
     jobs: JobStore
     budgets: Budgets
     tokens: InteractionTokens
+    metrics: Metrics
+    alerts: OperatorAlerts
     simulator: Simulator | None
 
     async def close(self) -> None:
@@ -86,9 +90,25 @@ class Services:
     def messages(self) -> Messages:
         return self.infrastructure.messages
 
+    async def refresh_metrics(self) -> None:
+        """Read what metrics show from the database (before a scrape)."""
+        infrastructure = self.infrastructure
+        async with infrastructure.database.transaction() as session:
+            counts = await infrastructure.jobs.count_by_state(session)
+        infrastructure.metrics.set_job_states({state.value: n for state, n in counts.items()})
 
-async def open_infrastructure(settings: Settings, *, clock: Clock | None = None) -> Infrastructure:
-    """Migrate and open the database, then reach the API (or start the dry run's simulator)."""
+
+async def open_infrastructure(
+    settings: Settings,
+    *,
+    messages: Messages,
+    alert_sink: AlertSink | None,
+    clock: Clock | None = None,
+) -> Infrastructure:
+    """Migrate and open the database, then reach the API (or start the dry run's simulator).
+
+    ``alert_sink`` reaches the operator (None: alerts are only logged and counted).
+    """
     clock = clock or SystemClock()
     database = Database.from_url(settings.database_url)
     try:
@@ -103,21 +123,45 @@ async def open_infrastructure(settings: Settings, *, clock: Clock | None = None)
     )
     limiter = RateLimiter(settings.grok_rate_limit_per_minute, clock=clock)
     jobs = JobStore(clock=clock)
+    metrics = Metrics(per_guild=settings.metrics_per_guild)
+    metrics.watch_rate_budget(limiter.available)
+    alerts = OperatorAlerts(
+        alert_sink, clock=clock, on_alert=lambda kind: metrics.alerts.labels(kind=kind).inc()
+    )
+    runs = RunDetector()
+
+    async def observe_api(endpoint: str, status: int | None, seconds: float) -> None:
+        metrics.api_response(endpoint, status, seconds)
+        if status is None:
+            return
+        run = runs.note_response(status)
+        if run is not None:
+            await alerts.alert(run, f"{runs.run(run)} answers in a row from {endpoint}: {status}")
+
     return Infrastructure(
         settings=settings,
         clock=clock,
         http=http,
         database=database,
-        api=GrokClient(http, base_url=base_url, token=token, limiter=limiter, clock=clock),
+        api=GrokClient(
+            http,
+            base_url=base_url,
+            token=token,
+            limiter=limiter,
+            clock=clock,
+            observer=observe_api,
+        ),
         api_base_url=base_url,
         limiter=limiter,
         # Videos come over https; plain http only from the API's own configured origin (a
         # local simulator or a proxy the operator chose).
         fetcher=VideoFetcher(http, allowed_http_origins=[base_url]),
-        messages=Messages.load(),
+        messages=messages,
         jobs=jobs,
         budgets=Budgets(default_guild_credits=settings.default_guild_credits, clock=clock),
         tokens=InteractionTokens(database, jobs),
+        metrics=metrics,
+        alerts=alerts,
         simulator=simulator,
     )
 
@@ -161,6 +205,8 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         credits_per_video=settings.credits_per_video,
         job_timeout=timedelta(minutes=settings.job_timeout_minutes),
         wakeup=wakeup,
+        metrics=infrastructure.metrics,
+        alerts=infrastructure.alerts,
     )
     await imagine.warm_up()
     poller = Poller(
@@ -169,6 +215,7 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         jobs=infrastructure.jobs,
         limiter=infrastructure.limiter,
         clock=infrastructure.clock,
+        metrics=infrastructure.metrics,
         wakeup=wakeup,
     )
     budgets = BudgetService(

@@ -110,6 +110,11 @@ class Database:
         async with self.engine.connect() as connection:
             return await connection.run_sync(read)
 
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

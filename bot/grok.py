@@ -181,6 +181,9 @@ class SubmissionDeclined(GrokError):
 # Called with a rate-limit slot in hand, just before the generate request goes out; returning
 # False cancels the send. Lets the caller record "may have been sent" only when it is true.
 BeforeSend = Callable[[], Awaitable[bool]]
+# Told of every answer: the endpoint ("generate" or "status"), the HTTP status (None when no
+# answer came) and the seconds it took. Metrics and the operator's alerts listen here.
+ResponseObserver = Callable[[str, int | None, float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,7 @@ class GrokClient:
         timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         rng: random.Random | None = None,
         status_headroom: int | None = None,
+        observer: ResponseObserver | None = None,
     ) -> None:
         if not token:
             raise ValueError("the API token is empty")
@@ -235,6 +239,7 @@ class GrokClient:
         self._retry = retry
         self._timeout = timeout
         self._rng = rng or random.Random()
+        self._observer = observer
         # Status checks leave this many slots to submissions, which a user is waiting on.
         # Never the whole plan, or status checks could only ever pass by ageing.
         default_headroom = max(1, int(limiter.per_minute * RATE_HEADROOM))
@@ -366,10 +371,14 @@ class GrokClient:
         if key is not None:
             headers["Idempotency-Key"] = key
         data = json.dumps(json_body).encode() if json_body is not None else None
+        endpoint = path.rsplit("/", 1)[-1]
         await self._limiter.acquire(keep_free=keep_free)
+        status: int | None = None
+        sent_at: float | None = None
         try:
             if before_send is not None and not await before_send():
                 raise SubmissionDeclined("the submission was withdrawn before it was sent")
+            sent_at = self._clock.monotonic()
             async with self._session.request(
                 method,
                 self._base_url + path,
@@ -380,6 +389,7 @@ class GrokClient:
                 allow_redirects=False,
                 middlewares=(_send_once(),),
             ) as response:
+                status = response.status
                 raw = await response.read()
                 answer = _answer_of(response.status, raw)
                 self._limiter.observe(
@@ -391,6 +401,8 @@ class GrokClient:
                 return answer
         finally:
             self._limiter.release()
+            if sent_at is not None and self._observer is not None:
+                await self._observer(endpoint, status, self._clock.monotonic() - sent_at)
 
 
 def _send_once() -> aiohttp.ClientMiddlewareType:

@@ -17,6 +17,7 @@ from bot.api_contract import RATE_HEADROOM
 from bot.clock import Clock
 from bot.db import Database
 from bot.jobs import ACTIVE_STATES, JobStore
+from bot.metrics import Metrics
 from bot.models import Job
 from bot.ratelimit import RateLimiter
 from bot.service import ImagineService
@@ -59,6 +60,7 @@ class Poller:
         jobs: JobStore,
         limiter: RateLimiter,
         clock: Clock,
+        metrics: Metrics,
         wakeup: asyncio.Event | None = None,
         batch_size: int = 50,
         idle_interval: float = 5.0,
@@ -71,6 +73,7 @@ class Poller:
         self._jobs = jobs
         self._limiter = limiter
         self._clock = clock
+        self._metrics = metrics
         self._batch_size = batch_size
         self._idle_interval = idle_interval
         self._lease = lease
@@ -115,7 +118,9 @@ class Poller:
             # Cleared before the tick, so a wake-up that arrives during it is not lost.
             self._wake.clear()
             try:
+                started = self._clock.monotonic()
                 await self.tick()
+                self._metrics.tick_finished(self._clock.monotonic() - started)
                 delay = await self.seconds_until_due()
             except Exception:
                 # A broken tick (database hiccup…) must never end the loop.

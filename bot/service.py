@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from bot.alerts import AlertKind, OperatorAlerts, looks_out_of_credits
 from bot.budget import Budgets
 from bot.clock import Clock
 from bot.db import Database
@@ -30,6 +31,8 @@ from bot.grok import (
     UnauthorizedError,
 )
 from bot.jobs import JobState, JobStore, NewJob
+from bot.logs import bind_job
+from bot.metrics import Metrics
 from bot.models import Job
 from bot.schedule import DurationModel, PollSchedule
 
@@ -129,6 +132,8 @@ class ImagineService:
         credits_per_video: int,
         job_timeout: timedelta,
         wakeup: asyncio.Event,
+        metrics: Metrics,
+        alerts: OperatorAlerts,
     ) -> None:
         self.database = database
         self.budgets = budgets
@@ -141,6 +146,8 @@ class ImagineService:
         self.credits_per_video = credits_per_video
         self.job_timeout = job_timeout
         self._wakeup = wakeup
+        self.metrics = metrics
+        self.alerts = alerts
         # Jobs this process is submitting right now (possibly still waiting for a rate-limit
         # slot): the poller leaves them alone instead of queueing a second attempt.
         self._submitting: set[str] = set()
@@ -179,6 +186,10 @@ class ImagineService:
                 reroll_of=reroll_of,
             )
         )
+        with bind_job(job):
+            return await self._send_new(job)
+
+    async def _send_new(self, job: Job) -> Job:
         # Progress is shown beside the submission and never holds it up.
         shown = asyncio.create_task(self._notify_progress(job, "submitting"))
         try:
@@ -227,6 +238,7 @@ class ImagineService:
                 cost=new.cost,
                 job_id=job.id,
             )
+        self.metrics.job_started(new.guild_id, new.cost)
         return job
 
     async def submit(self, job_id: str) -> SubmitOutcome:
@@ -281,6 +293,7 @@ class ImagineService:
         except GrokError as error:
             from_state = JobState.SUBMITTING if claimed else JobState.CREATED
             to_state, reason, text = self._submission_failure(job, error)
+            await self._tell_operator(job, error)
             ended = await self._finish_unsuccessfully(job, from_state, to_state, reason, text)
             return SubmitOutcome(ended or job, failure=reason)
         submitted = self.clock.now()
@@ -310,9 +323,25 @@ class ImagineService:
         log.info("job %s submitted as task %s", job.id, task_id)
         return SubmitOutcome(job)
 
+    async def _tell_operator(self, job: Job, error: GrokError) -> None:
+        """Alert the operator to what only they can fix; members get their usual answer."""
+        if isinstance(error, UnauthorizedError):
+            await self.alerts.alert(AlertKind.KEY_REFUSED, str(error))
+        elif isinstance(error, InvalidRequestError) and looks_out_of_credits(error.message):
+            await self.alerts.alert(AlertKind.OUT_OF_CREDITS, error.message)
+        elif isinstance(error, SubmissionOutcomeUnknown):
+            await self.alerts.alert(
+                AlertKind.OUTCOME_UNKNOWN,
+                f"job {job.id}, idempotency key {job.idempotency_key}: {error.cause!r}",
+            )
+
     @staticmethod
     def _submission_failure(job: Job, error: GrokError) -> tuple[JobState, FailureReason, str]:
         """How a submission that raised ends: the state, the reason, the text kept."""
+        if isinstance(error, InvalidRequestError) and looks_out_of_credits(error.message):
+            # The operator's account, not the member's request: the member is told the
+            # service is unavailable, the operator is alerted.
+            return JobState.REJECTED, FailureReason.SERVICE_UNAVAILABLE, error.message
         if isinstance(error, InvalidRequestError):
             return JobState.REJECTED, FailureReason.REJECTED, error.message
         if isinstance(error, SubmissionOutcomeUnknown):
@@ -334,6 +363,10 @@ class ImagineService:
 
     async def advance(self, job: Job, pressure: float = 1.0) -> None:
         """Take the next step of a job the poller found due."""
+        with bind_job(job):
+            await self._advance(job, pressure)
+
+    async def _advance(self, job: Job, pressure: float) -> None:
         state = JobState(job.state)
         if job.id in self._submitting:
             return  # this process is still sending it (perhaps waiting for a rate-limit slot)
@@ -385,6 +418,8 @@ class ImagineService:
             return
         except GrokError as error:
             log.warning("status of job %s (task %s) failed: %s", job.id, job.task_id, error)
+            if isinstance(error, UnauthorizedError):
+                await self.alerts.alert(AlertKind.KEY_REFUSED, str(error))
             if overdue:
                 await self._expire(job)
                 return
@@ -448,6 +483,7 @@ class ImagineService:
                 JobState.FAILED,
                 FailureReason.GENERATION_FAILED,
                 status.error_message or status.status,
+                consumed=status.consumed_credits,
             )
             return
         next_at = submitted_at + timedelta(
@@ -481,6 +517,7 @@ class ImagineService:
                 return
             job = await self.jobs.get(session, job.id)
         assert job is not None
+        self.metrics.delivery_attempts.inc()
         try:
             delivery = await self.notifier.deliver(job)
         except Exception:
@@ -500,19 +537,20 @@ class ImagineService:
                     session, job.id, JobState.DELIVERING, next_poll_at=self.clock.now() + retry_in
                 )
             return
+        delivered_at = self.clock.now()
+        consumed = job.consumed_credits if job.consumed_credits is not None else job.cost
         async with self.database.transaction() as session:
             delivered = await self.jobs.transition(
                 session,
                 job.id,
                 JobState.DELIVERING,
                 JobState.DELIVERED,
-                delivered_at=self.clock.now(),
+                delivered_at=delivered_at,
                 result_message_id=delivery.message_id,
                 interaction_token=None,
                 next_poll_at=None,
             )
             if delivered:
-                consumed = job.consumed_credits if job.consumed_credits is not None else job.cost
                 if consumed > job.cost:
                     # The ledger records what the operator really paid, even above the price.
                     log.warning(
@@ -522,7 +560,17 @@ class ImagineService:
                         job.cost,
                     )
                 await self.budgets.settle(session, job.id, consumed)
+        if not delivered:
+            return
         log.info("job %s delivered", job.id)
+        completed_at = job.completed_at
+        self.metrics.job_delivered(
+            guild_id=job.guild_id,
+            settled=consumed,
+            status_checks=job.poll_count,
+            generation_seconds=_seconds_between(job.submitted_at, completed_at),
+            lateness_seconds=_seconds_between(completed_at, delivered_at),
+        )
 
     async def _finish_unsuccessfully(
         self,
@@ -531,8 +579,14 @@ class ImagineService:
         to_state: JobState,
         reason: FailureReason,
         text: str,
+        *,
+        consumed: int | None = None,
     ) -> Job | None:
-        """End a job without a video and refund it, in one transaction; then tell the member."""
+        """End a job without a video and refund it, in one transaction; then tell the member.
+
+        ``consumed``: what the API reported the task consumed, if it said.
+        """
+        fields = {} if consumed is None else {"consumed_credits": consumed}
         async with self.database.transaction() as session:
             moved = await self.jobs.transition(
                 session,
@@ -542,6 +596,7 @@ class ImagineService:
                 error_code=reason.value,
                 error_text=text[:1000],
                 next_poll_at=None,
+                **fields,
             )
             if not moved:
                 return None
@@ -549,6 +604,14 @@ class ImagineService:
             ended = await self.jobs.get(session, job.id)
         assert ended is not None
         log.info("job %s %s (%s): %s; refunded %d", job.id, to_state, reason, text, refunded)
+        self.metrics.job_ended(
+            to_state.value,
+            guild_id=ended.guild_id,
+            reason=reason.value,
+            refunded=refunded,
+            # Credits the API took for a job its server got back: the operator's loss.
+            lost=(ended.consumed_credits or 0) if refunded else 0,
+        )
         try:
             await self.notifier.job_failed(ended, reason, refunded)
         except Exception:
@@ -570,3 +633,7 @@ class ImagineService:
         remaining = self.durations.expected_remaining(max(0.0, elapsed))
         ready_at = self.clock.now() + timedelta(seconds=remaining)
         return Progress(submitted_at=submitted_at, estimated_ready_at=ready_at, status=status)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None

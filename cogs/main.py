@@ -1,9 +1,10 @@
 """The composition root: builds the domain, the Discord client and the notifier once, adds the
 features, and runs the poller exactly as long as the bot is logged in.
 
-Call order: ``open_infrastructure`` (database, HTTP, API) → ``ImagineBot`` → ``DiscordNotifier``
-→ ``build_services`` (the use cases, which report through the notifier) → each feature's
-``setup``. Tests and benchmarks assemble the app through ``assembled`` too.
+Call order: ``ImagineBot`` (no I/O yet) → ``open_infrastructure`` (database, HTTP, API; alerts
+reach the operators through the client) → ``DiscordNotifier`` → ``build_services`` (the use
+cases, which report through the notifier) → each feature's ``setup``. Tests and benchmarks
+assemble the app through ``assembled`` too.
 """
 
 from __future__ import annotations
@@ -20,18 +21,57 @@ import discord
 from bot.app import Services, build_services, open_infrastructure
 from bot.clock import Clock
 from bot.config import Settings
+from bot.i18n import Messages
+from bot.monitoring import MonitoringServer
 from cogs import FEATURES
 from cogs.core.client import ImagineBot
 from cogs.core.errors import ErrorReporter
+from cogs.core.operator import DiscordOperatorSink
 from cogs.imagine.notifier import DiscordNotifier, NotifierOptions
 
 log = logging.getLogger(__name__)
+
+
+# The poller passes at least every few seconds; this long without a pass means it is stuck.
+POLLER_STALE_AFTER = 60.0
 
 
 @dataclass
 class App:
     bot: ImagineBot
     services: Services
+    monitoring: MonitoringServer
+
+
+def _monitoring(bot: ImagineBot, services: Services) -> MonitoringServer:
+    """Metrics and health endpoints; what they read from Discord is read here."""
+    metrics = services.infrastructure.metrics
+
+    def connected() -> bool:
+        return bot.is_ready() and not bot.is_closed()
+
+    metrics.watch_gateway(
+        latency=lambda: bot.latency if connected() else float("nan"),
+        shards=lambda: float(connected()),
+    )
+
+    async def database() -> tuple[bool, str]:
+        await services.infrastructure.database.ping()
+        return True, ""
+
+    async def gateway() -> tuple[bool, str]:
+        return connected(), "" if connected() else "not connected to the Discord gateway"
+
+    async def poller() -> tuple[bool, str]:
+        age = metrics.seconds_since_last_tick()
+        fresh = age <= POLLER_STALE_AFTER
+        return fresh, "" if fresh else f"no poller pass for {age:.0f} s"
+
+    return MonitoringServer(
+        metrics,
+        {"database": database, "gateway": gateway, "poller": poller},
+        before_scrape=services.refresh_metrics,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -39,18 +79,25 @@ async def assembled(
     settings: Settings, *, clock: Clock | None = None, **client_options: Any
 ) -> AsyncIterator[App]:
     """Everything wired and ready to log in; all of it closed on the way out."""
-    infrastructure = await open_infrastructure(settings, clock=clock)
-    try:
-        reporter = ErrorReporter(infrastructure.messages, settings.credits_per_video)
-        async with ImagineBot(
-            settings=settings, messages=infrastructure.messages, reporter=reporter, **client_options
-        ) as bot:
+    messages = Messages.load()
+    reporter = ErrorReporter(messages, settings.credits_per_video)
+    async with ImagineBot(
+        settings=settings, messages=messages, reporter=reporter, **client_options
+    ) as bot:
+        infrastructure = await open_infrastructure(
+            settings,
+            messages=messages,
+            alert_sink=DiscordOperatorSink(bot, settings.owner_ids) if settings.owner_ids else None,
+            clock=clock,
+        )
+        try:
             notifier = DiscordNotifier(
                 bot,
-                messages=infrastructure.messages,
+                messages=messages,
                 fetcher=infrastructure.fetcher,
                 tokens=infrastructure.tokens,
                 clock=infrastructure.clock,
+                metrics=infrastructure.metrics,
                 options=NotifierOptions(
                     dry_run=settings.dry_run, job_timeout_minutes=settings.job_timeout_minutes
                 ),
@@ -58,12 +105,16 @@ async def assembled(
             services = await build_services(infrastructure, notifier)
             for name in FEATURES:
                 await importlib.import_module(name).setup(bot, services, reporter)
+            monitoring = _monitoring(bot, services)
+            if settings.metrics_port is not None:
+                await monitoring.start(settings.metrics_host, settings.metrics_port)
             try:
-                yield App(bot=bot, services=services)
+                yield App(bot=bot, services=services, monitoring=monitoring)
             finally:
                 await services.poller.stop()
-    finally:
-        await infrastructure.close()
+                await monitoring.stop()
+        finally:
+            await infrastructure.close()
 
 
 async def serve(app: App, token: str) -> None:

@@ -335,3 +335,139 @@ async def test_gateway_drop_resumes_the_session(harness: Harness, bot: StandInBo
 
     assert record.response_type == 5
     assert harness.standin.identify_count == 1
+
+
+# --- direct messages ------------------------------------------------------------------------
+
+
+async def _rest(harness: Harness, method: str, path: str, body: dict | None = None):
+    headers = {"Authorization": f"Bot {harness.standin.token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            method, f"{harness.standin.api_base}{path}", json=body, headers=headers
+        ) as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_fetch_user_returns_the_user_object(harness: Harness, bot: StandInBot) -> None:
+    user = await bot.fetch_user(harness.alice.id)
+
+    assert (user.id, user.name, user.bot) == (harness.alice.id, "alice", False)
+    with pytest.raises(discord.NotFound) as unknown:
+        await bot.fetch_user(424242)
+    assert unknown.value.code == 10013
+
+
+async def test_a_dm_opens_one_channel_per_user_and_stores_its_messages(
+    harness: Harness, bot: StandInBot
+) -> None:
+    standin = harness.standin
+    user = await bot.fetch_user(harness.alice.id)
+
+    first = await user.send("hello", allowed_mentions=discord.AllowedMentions.none())
+    second = await user.send("again")
+
+    channel = standin.dm_channel(harness.alice)
+    assert channel is not None
+    assert list(standin.dm_channels) == [channel.id]
+    assert isinstance(first.channel, discord.DMChannel)
+    assert first.channel.id == second.channel.id == channel.id
+    assert first.guild is None
+    stored = standin.direct_messages(harness.alice)
+    assert [m.content for m in stored] == ["hello", "again"]
+    assert all(m.guild_id is None and m.channel_id == channel.id for m in stored)
+    assert "guild_id" not in stored[0].payload()
+    assert stored[0].allowed_mentions == {"parse": []}
+    assert int(stored[0].author["id"]) == standin.bot_user_id
+    assert channel.last_message_id == second.id
+    assert standin.direct_messages(harness.guild.owner_id) == []
+
+
+async def test_create_dm_returns_the_same_channel_every_time(
+    harness: Harness, bot: StandInBot
+) -> None:
+    recipient = {"recipient_id": str(harness.alice.id)}
+
+    status, created = await _rest(harness, "POST", "/users/@me/channels", recipient)
+    _, again = await _rest(harness, "POST", "/users/@me/channels", recipient)
+    _, fetched = await _rest(harness, "GET", f"/channels/{created['id']}")
+
+    assert status == 200
+    assert created == again == fetched
+    assert created["type"] == 1
+    assert created["last_message_id"] is None
+    assert [u["id"] for u in created["recipients"]] == [str(harness.alice.id)]
+
+
+async def test_create_dm_with_an_unknown_recipient_is_refused(
+    harness: Harness, bot: StandInBot
+) -> None:
+    status, body = await _rest(harness, "POST", "/users/@me/channels", {"recipient_id": "4242"})
+    missing_status, missing = await _rest(harness, "POST", "/users/@me/channels", {})
+
+    assert (status, body["code"]) == (400, 50033)
+    assert (missing_status, missing["code"]) == (400, 50035)
+    assert harness.standin.dm_channels == {}
+
+
+async def test_a_user_who_refuses_dms_cannot_be_sent_one(harness: Harness) -> None:
+    shy = harness.standin.add_user("shy", accepts_dms=False)
+    bot = await harness.start_bot()
+    user = await bot.fetch_user(shy.id)
+
+    with pytest.raises(discord.Forbidden) as refused:
+        await user.send("psst")
+
+    assert refused.value.code == 50007
+    assert harness.standin.dm_channel(shy) is not None  # opening the channel works
+    assert harness.standin.direct_messages(shy) == []
+    error = harness.standin.errors[-1]
+    assert (error.method, error.status, error.code) == ("POST", 403, 50007)
+    assert error.message == "Cannot send messages to this user"
+
+
+async def test_wait_for_direct_message_and_the_gateway_event(
+    harness: Harness, bot: StandInBot
+) -> None:
+    user = await bot.fetch_user(harness.alice.id)
+    # StandInBot uses the default intents, DIRECT_MESSAGES among them.
+    seen = asyncio.create_task(
+        bot.wait_for("message", check=lambda m: m.guild is None, timeout=WAIT_LIMIT_SECONDS)
+    )
+    sending = asyncio.create_task(user.send("done: your video is ready"))
+
+    stored = await harness.standin.wait_for_direct_message(
+        harness.alice, lambda m: m.content.startswith("done")
+    )
+    await sending
+    event = await seen
+
+    assert stored.content == "done: your video is ready"
+    assert event.id == stored.id
+
+
+async def test_dm_messages_can_be_edited_and_deleted(harness: Harness, bot: StandInBot) -> None:
+    user = await bot.fetch_user(harness.alice.id)
+    sent = await user.send("draft")
+
+    await sent.edit(content="final")
+    stored = harness.standin.direct_messages(harness.alice)[0]
+    assert stored.content == "final"
+    assert [edit["content"] for edit in stored.edits] == ["final"]
+
+    await sent.delete()
+    assert harness.standin.direct_messages(harness.alice) == []
+    assert harness.standin.direct_messages(harness.alice, include_deleted=True) == [stored]
+
+
+async def test_a_dm_upload_has_the_default_size_limit(harness: Harness, bot: StandInBot) -> None:
+    user = await bot.fetch_user(harness.alice.id)
+
+    with pytest.raises(discord.HTTPException) as too_big:
+        await user.send(file=discord.File(io.BytesIO(bytes(10 * 1024 * 1024 + 1)), "big.bin"))
+    small = await user.send(file=discord.File(io.BytesIO(b"tiny"), "small.bin"))
+
+    assert (too_big.value.status, too_big.value.code) == (413, 40005)
+    assert [a.filename for a in small.attachments] == ["small.bin"]

@@ -17,6 +17,7 @@ async def setup(bot: commands.Bot, services: Services, reporter: ErrorReporter) 
             settings=services.settings,
             messages=services.messages,
             reporter=reporter,
+            metrics=services.infrastructure.metrics,
         )
     )
     # Reroll and Delete keep working after a restart: their state is in the custom_id.

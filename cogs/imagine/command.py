@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATIOS
 from bot.config import Settings
 from bot.i18n import Messages
+from bot.metrics import Metrics
 from bot.service import ImagineService, Requester
 from bot.validation import ImageInput, validate_imagine
 from cogs.core.checks import may_delete_video
@@ -88,8 +89,10 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         settings: Settings,
         messages: Messages,
         reporter: ErrorReporter,
+        metrics: Metrics,
     ) -> None:
         self.imagine = imagine
+        self.metrics = metrics
         self.settings = settings
         self.messages = messages
         self.reporter = reporter
@@ -152,6 +155,8 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         """
         async with self._acknowledgements.acknowledging():
             response = await interaction.response.defer(thinking=True)
+        waited = discord.utils.utcnow() - interaction.created_at
+        self.metrics.ack_latency.observe(max(0.0, waited.total_seconds()))
         await self._acknowledgements.wait_turn()
         return response.message_id if response is not None else None
 

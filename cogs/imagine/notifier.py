@@ -19,6 +19,7 @@ import discord
 from bot.clock import Clock
 from bot.i18n import Messages
 from bot.jobs import InteractionTokens
+from bot.metrics import Metrics
 from bot.models import Job
 from bot.service import Delivery, FailureReason, Progress
 from bot.video import FetchedVideo, VideoFetcher
@@ -65,6 +66,7 @@ class DiscordNotifier:
         fetcher: VideoFetcher,
         tokens: InteractionTokens,
         clock: Clock,
+        metrics: Metrics,
         options: NotifierOptions,
     ) -> None:
         self.bot = bot
@@ -72,6 +74,7 @@ class DiscordNotifier:
         self._fetcher = fetcher
         self._tokens = tokens
         self._clock = clock
+        self._metrics = metrics
         self._options = options
         self._last_progress_edit: dict[str, tuple[float, str]] = {}
         # One display at a time per job, in the order asked; none after the job ended.
@@ -239,6 +242,8 @@ class DiscordNotifier:
         content = self.messages.text(
             language, "imagine.done.content", mention=mention(job.member_id)
         )
+        if links:
+            self._metrics.delivery_fallbacks.labels(kind="link").inc()
         embed = result_embed(self.messages, language, job, links)
         pings = only_pinging(job.member_id)
         webhook = self._interaction_webhook(job)
@@ -259,6 +264,7 @@ class DiscordNotifier:
             else:
                 await self._mark_progress_done(job, language)
                 return message
+        self._metrics.delivery_fallbacks.labels(kind="channel").inc()
         message = await channel.send(
             content=content,
             embed=embed,

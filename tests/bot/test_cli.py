@@ -1,19 +1,24 @@
-"""The command line's logging: a start-up summary the operator can use, and no alembic chatter."""
+"""The command line: logging (a useful start-up summary, no alembic chatter), operator commands."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from bot import user_agent
-from bot.cli import configure_logging, log_startup, main
+from bot.cli import log_startup, main
 from bot.config import Settings, settings_from_mapping
 from bot.db import Database
+from bot.logs import configure_logging
 
 POSTGRES_URL = "postgresql+asyncpg://user:secret@db.example:5432/imagine"
 TOKEN = "discord-token-123"
@@ -156,3 +161,201 @@ def test_run_logs_the_summary_before_starting_the_bot(
     assert "user:***@db.example" in err
     assert "secret" not in err
     assert TOKEN not in err
+
+
+# --- operator commands: status, db backup ----------------------------------------------------
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+async def record_a_job(url: str) -> None:
+    """One job with its credits reserved, as the bot records it."""
+    from bot.budget import Budgets
+    from bot.clock import SystemClock
+    from bot.jobs import JobStore, NewJob
+
+    clock = SystemClock()
+    database = Database.from_url(url)
+    try:
+        async with database.transaction() as session:
+            job = await JobStore(clock=clock).create(
+                session,
+                NewJob(
+                    guild_id=1_100_000_000_000_000_001,
+                    channel_id=1_100_000_000_000_000_002,
+                    member_id=1_100_000_000_000_000_003,
+                    locale="en-US",
+                    prompt="a fox",
+                    mode="normal",
+                    ratio="16:9",
+                    image_urls=(),
+                    progress_message_id=None,
+                    interaction_token=None,
+                    interaction_expires_at=None,
+                    upload_limit_bytes=1024,
+                    cost=40,
+                ),
+                next_poll_at=clock.now(),
+            )
+            await Budgets(default_guild_credits=400, clock=clock).reserve(
+                session, guild_id=job.guild_id, member_id=job.member_id, cost=40, job_id=job.id
+            )
+    finally:
+        await database.dispose()
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "status", "db", "upgrade, backup"):
+        assert command in out
+
+
+def test_status_without_a_database_says_to_upgrade_and_creates_nothing(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = environment / "data" / "bot.sqlite3"
+    use_database(monkeypatch, sqlite_url(path))
+
+    assert main(["status"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "imagine-bot: the database has no schema yet: run imagine-bot db upgrade"
+    )
+    assert captured.err.count("\n") == 1
+    assert captured.out == ""
+    assert not path.exists()
+    assert not path.parent.exists()
+
+
+def test_status_on_an_empty_database_file_says_to_upgrade(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = environment / "bot.sqlite3"
+    sqlite3.connect(path).close()
+    use_database(monkeypatch, sqlite_url(path))
+
+    assert main(["status"]) == 1
+
+    assert capsys.readouterr().err == (
+        "imagine-bot: the database has no schema yet: run imagine-bot db upgrade\n"
+    )
+
+
+def test_status_reports_in_text_and_json(
+    environment: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+) -> None:
+    use_database(monkeypatch, database_url)
+    assert main(["db", "upgrade"]) == 0
+    asyncio.run(record_a_job(database_url))
+    capsys.readouterr()
+
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+
+    assert "Jobs: 1 in all, 1 active" in text
+    assert "active: created 1, submitting 0, running 0, delivering 0" in text
+    assert "spent this period: 0, across 1 servers" in text
+    assert "Unknown outcomes to reconcile: none" in text
+    assert data["jobs"]["by_state"] == {
+        "created": 1,
+        "submitting": 0,
+        "running": 0,
+        "delivering": 0,
+        "delivered": 0,
+        "rejected": 0,
+        "failed": 0,
+        "expired": 0,
+    }
+    assert data["credits"]["guilds"] == 1
+    assert data["loss"] == {"total": 0, "today": 0, "jobs": 0}
+    assert datetime.fromisoformat(data["generated_at"]).tzinfo is not None
+
+
+def test_status_says_when_the_database_is_unreachable(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(monkeypatch, "postgresql+asyncpg://user:secret@127.0.0.1:1/imagine")
+
+    assert main(["status"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("imagine-bot: could not open the database: ")
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert "secret" not in err
+
+
+def test_db_backup_copies_the_database_and_checks_the_copy(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = environment / "bot.sqlite3"
+    target = environment / "backups" / "2026-01-05.sqlite3"
+    use_database(monkeypatch, sqlite_url(source))
+    assert main(["db", "upgrade"]) == 0
+    asyncio.run(record_a_job(sqlite_url(source)))
+    capsys.readouterr()
+
+    assert main(["db", "backup", str(target)]) == 0
+
+    out = capsys.readouterr().out
+    size = target.stat().st_size
+    assert f"copied {source} to {target} ({size:,} bytes)" in out
+    assert "integrity check of the copy: ok" in out
+    with sqlite3.connect(target) as connection:
+        assert connection.execute("SELECT count(*) FROM job").fetchone() == (1,)
+    connection.close()
+
+
+def test_db_backup_refuses_to_overwrite_without_force(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, target = environment / "bot.sqlite3", environment / "backup.sqlite3"
+    use_database(monkeypatch, sqlite_url(source))
+    assert main(["db", "upgrade"]) == 0
+    target.write_text("an older backup")
+    capsys.readouterr()
+
+    assert main(["db", "backup", str(target)]) == 1
+    assert capsys.readouterr().err == (
+        f"imagine-bot: {target} already exists: pass --force to overwrite it\n"
+    )
+    assert target.read_text() == "an older backup"
+
+    assert main(["db", "backup", "--force", str(target)]) == 0
+    assert "integrity check of the copy: ok" in capsys.readouterr().out
+    with sqlite3.connect(target) as connection:
+        assert connection.execute("SELECT count(*) FROM job").fetchone() == (0,)
+    connection.close()
+
+
+def test_db_backup_of_postgresql_points_to_pg_dump(
+    environment: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_database(monkeypatch, POSTGRES_URL)
+
+    assert main(["db", "backup", str(environment / "backup.sql")]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err.startswith(
+        "imagine-bot: db backup copies SQLite only; for PostgreSQL use "
+        'pg_dump "postgresql://user@db.example:5432/imagine" > backup.sql'
+    )
+    assert captured.err.count("\n") == 1
+    assert "secret" not in captured.err
+    assert not (environment / "backup.sql").exists()

@@ -11,10 +11,12 @@ from typing import TypeVar
 import aiohttp
 import pytest
 
+from bot.alerts import OperatorAlerts
 from bot.budget import Budgets
 from bot.db import Database
 from bot.grok import GrokClient, RetryPolicy
 from bot.jobs import JobState, JobStore, NewJob
+from bot.metrics import Metrics
 from bot.models import Job
 from bot.poller import Poller, fair_pressures
 from bot.ratelimit import RateLimiter
@@ -138,6 +140,8 @@ def other_process(world: World, durations: DurationModel | None = None) -> Imagi
         credits_per_video=40,
         job_timeout=timedelta(minutes=5),
         wakeup=asyncio.Event(),
+        metrics=Metrics(),
+        alerts=OperatorAlerts(None, clock=world.clock),
     )
 
 
@@ -160,6 +164,7 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
         jobs = JobStore(clock=clock)
         notifier = RecordingNotifier()
         wakeup = asyncio.Event()
+        metrics = Metrics()
         service = ImagineService(
             database=database,
             budgets=budgets,
@@ -172,6 +177,8 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
             credits_per_video=40,
             job_timeout=timedelta(minutes=5),
             wakeup=wakeup,
+            metrics=metrics,
+            alerts=OperatorAlerts(None, clock=clock),
         )
         poller = Poller(
             service=service,
@@ -179,6 +186,7 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
             jobs=jobs,
             limiter=limiter,
             clock=clock,
+            metrics=metrics,
             wakeup=wakeup,
         )
         yield World(clock, database, simulator, service, poller, notifier, budgets, jobs)

@@ -81,6 +81,9 @@ class User:
     permissions: int = DEFAULT_MEMBER_PERMISSIONS
     roles: tuple[int, ...] = ()
     bot: bool = False
+    # False: like a user who turned off direct messages from server members; the bot can still
+    # open a DM channel with them, but its messages there are refused (403, code 50007).
+    accepts_dms: bool = True
 
     @property
     def mention(self) -> str:
@@ -95,6 +98,15 @@ class User:
             "avatar": None,
             "bot": self.bot,
             "public_flags": 0,
+        }
+
+    def full_payload(self) -> dict[str, Any]:
+        """The user object of ``GET /users/{user.id}``: ``payload`` plus the profile fields."""
+        return self.payload() | {
+            "flags": 0,
+            "banner": None,
+            "accent_color": None,
+            "primary_guild": None,
         }
 
     def member_payload(
@@ -138,6 +150,24 @@ class Channel:
             "rate_limit_per_user": 0,
             "permission_overwrites": [],
             "last_message_id": None,
+        }
+
+
+@dataclass
+class DMChannel:
+    """A direct-message channel (type 1) between the bot and one user; one per recipient."""
+
+    id: int
+    recipient: User
+    last_message_id: int | None = None
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": 1,
+            "flags": 0,
+            "last_message_id": str(self.last_message_id) if self.last_message_id else None,
+            "recipients": [self.recipient.payload()],
         }
 
 

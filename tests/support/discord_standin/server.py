@@ -28,6 +28,7 @@ from bot.clock import Clock, SystemClock
 from tests.support.discord_standin.records import (
     ADMINISTRATOR_PERMISSIONS,
     DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_FILESIZE_LIMIT,
     DEFAULT_MEMBER_PERMISSIONS,
     FILESIZE_LIMIT_BY_PREMIUM_TIER,
     INITIAL_RESPONSE_DEADLINE_SECONDS,
@@ -39,6 +40,7 @@ from tests.support.discord_standin.records import (
     MESSAGE_FLAG_LOADING,
     NONCE_WINDOW_SECONDS,
     Channel,
+    DMChannel,
     ErrorResponse,
     Guild,
     InteractionRecord,
@@ -79,6 +81,9 @@ CALLBACK_MODAL = 9
 
 MESSAGE_TYPE_DEFAULT = 0
 MESSAGE_TYPE_CHAT_INPUT_COMMAND = 20
+
+# The gateway intent without which Discord sends no MESSAGE_* events about DM channels.
+INTENT_DIRECT_MESSAGES = 1 << 12
 
 
 class DiscordError(Exception):
@@ -178,6 +183,7 @@ class _GatewaySession:
 
     id: str
     socket: web.WebSocketResponse | None = None
+    intents: int = 0
     sequence: int = 0
     sent: deque[tuple[int, str]] = field(
         default_factory=lambda: deque(maxlen=GATEWAY_REPLAY_BUFFER)
@@ -214,6 +220,7 @@ class DiscordStandIn:
             await standin.wait_until_acked(record)
 
     Add guilds and users before the bot connects: READY/GUILD_CREATE are built at IDENTIFY.
+    The bot's direct messages to a user are in ``direct_messages(user)``.
     """
 
     def __init__(self, *, token: str = "test-token", clock: Clock | None = None) -> None:
@@ -227,6 +234,8 @@ class DiscordStandIn:
         self.guilds: dict[int, Guild] = {}
         self.users: dict[int, User] = {self.bot_user.id: self.bot_user}
         self.channels: dict[int, Channel] = {}
+        # DM channels by id; Discord keeps one per recipient (``POST /users/@me/channels``).
+        self.dm_channels: dict[int, DMChannel] = {}
         self.messages: dict[int, Message] = {}
         self.attachments: dict[int, StoredAttachment] = {}
         self.interactions: list[InteractionRecord] = []
@@ -307,10 +316,24 @@ class DiscordStandIn:
     # ------------------------------------------------------------------ world building
 
     def add_user(
-        self, name: str, *, permissions: int = DEFAULT_MEMBER_PERMISSIONS, roles: Sequence[int] = ()
+        self,
+        name: str,
+        *,
+        permissions: int = DEFAULT_MEMBER_PERMISSIONS,
+        roles: Sequence[int] = (),
+        accepts_dms: bool = True,
     ) -> User:
-        """A member of every guild; ``permissions`` is what interactions report for them."""
-        user = User(id=self._snowflake(), name=name, permissions=permissions, roles=tuple(roles))
+        """A member of every guild; ``permissions`` is what interactions report for them.
+
+        With ``accepts_dms=False`` the bot's direct messages to them are refused (403, 50007).
+        """
+        user = User(
+            id=self._snowflake(),
+            name=name,
+            permissions=permissions,
+            roles=tuple(roles),
+            accepts_dms=accepts_dms,
+        )
         self.users[user.id] = user
         return user
 
@@ -472,6 +495,34 @@ class DiscordStandIn:
             for message in self.messages.values()
             if message.channel_id == channel_id and (include_deleted or not message.deleted)
         ]
+
+    def dm_channel(self, user: User | int) -> DMChannel | None:
+        """The bot's DM channel with ``user``, once the bot has opened it."""
+        user_id = user if isinstance(user, int) else user.id
+        return next((c for c in self.dm_channels.values() if c.recipient.id == user_id), None)
+
+    def direct_messages(self, user: User | int, *, include_deleted: bool = False) -> list[Message]:
+        """The bot's messages in its DM channel with ``user``, oldest first."""
+        channel = self.dm_channel(user)
+        if channel is None:
+            return []
+        return self.messages_in(channel.id, include_deleted=include_deleted)
+
+    async def wait_for_direct_message(
+        self,
+        user: User | int,
+        predicate: Callable[[Message], bool] | None = None,
+        *,
+        limit: float = DEFAULT_WAIT_SECONDS,
+    ) -> Message:
+        """The first live DM to ``user`` that satisfies ``predicate`` (edits count)."""
+
+        def find() -> Message | None:
+            return next(
+                (m for m in self.direct_messages(user) if predicate is None or predicate(m)), None
+            )
+
+        return await self.wait_for(find, limit=limit)
 
     def command(self, name: str, *, guild_id: int | None = None) -> dict[str, Any] | None:
         """The synced command payload called ``name`` (global when ``guild_id`` is None)."""
@@ -730,12 +781,12 @@ class DiscordStandIn:
         is_placeholder = bool(extra_flags & MESSAGE_FLAG_LOADING)
         _validate_message(payload, creating=not is_placeholder, has_files=bool(files))
         attachments = self._store_uploads(channel_id, payload.get("attachments"), files, size_limit)
-        channel = self.channels[channel_id]
+        channel = self._any_channel(channel_id)
         nonce = payload.get("nonce")
         message = Message(
             id=self._snowflake(),
             channel_id=channel_id,
-            guild_id=channel.guild_id,
+            guild_id=channel.guild_id if isinstance(channel, Channel) else None,
             author=self.bot_user.payload(),
             content=payload.get("content") or "",
             embeds=list(payload.get("embeds") or []),
@@ -758,8 +809,9 @@ class DiscordStandIn:
                 "authorizing_integration_owners": {"0": str(interaction.guild_id)},
             }
         self.messages[message.id] = message
-        if not message.ephemeral:
-            await self._dispatch_if_connected("MESSAGE_CREATE", message.payload(self.users))
+        if isinstance(channel, DMChannel):
+            channel.last_message_id = message.id
+        await self._dispatch_message_event("MESSAGE_CREATE", message, message.payload(self.users))
         return message
 
     async def _edit_message(
@@ -787,16 +839,27 @@ class DiscordStandIn:
             message.edited_at = self._clock.now()
         message.flags &= ~MESSAGE_FLAG_LOADING
         message.edits.append(dict(payload))
-        if not message.ephemeral:
-            await self._dispatch_if_connected("MESSAGE_UPDATE", message.payload(self.users))
+        await self._dispatch_message_event("MESSAGE_UPDATE", message, message.payload(self.users))
 
     async def _delete_message(self, message: Message) -> None:
         message.deleted = True
-        if not message.ephemeral:
-            event = {"id": str(message.id), "channel_id": str(message.channel_id)}
-            if message.guild_id is not None:
-                event["guild_id"] = str(message.guild_id)
-            await self._dispatch_if_connected("MESSAGE_DELETE", event)
+        event = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            event["guild_id"] = str(message.guild_id)
+        await self._dispatch_message_event("MESSAGE_DELETE", message, event)
+
+    async def _dispatch_message_event(
+        self, event: str, message: Message, data: Mapping[str, Any]
+    ) -> None:
+        """Ephemeral messages are never dispatched; DM ones only with the DIRECT_MESSAGES intent."""
+        if message.ephemeral:
+            return
+        session = self._active_session
+        if message.guild_id is None and (
+            session is None or not session.intents & INTENT_DIRECT_MESSAGES
+        ):
+            return
+        await self._dispatch_if_connected(event, data)
 
     # ------------------------------------------------------------------ internals: HTTP
 
@@ -823,6 +886,8 @@ class DiscordStandIn:
             ("GET", "/gateway", self._gateway),
             ("GET", "/attachments/{scope}/{attachment_id}/{filename}", self._download_attachment),
             ("GET", api + "/users/@me", self._get_me),
+            ("POST", api + "/users/@me/channels", self._create_dm),
+            ("GET", api + "/users/{user_id}", self._get_user),
             ("GET", api + "/oauth2/applications/@me", self._get_application),
             ("GET", api + "/applications/@me", self._get_application),
             ("GET", api + "/gateway", self._get_gateway),
@@ -869,6 +934,53 @@ class DiscordStandIn:
         return _json_response(
             self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0}
         )
+
+    def _known_user(self, user_id: int) -> User | None:
+        if user_id == self.app_owner.id:
+            return self.app_owner
+        return self.users.get(user_id)
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        self._require_bot_token(request)
+        try:
+            user = self._known_user(int(request.match_info["user_id"]))
+        except ValueError:
+            user = None
+        if user is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        return _json_response(user.full_payload())
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        """Create DM: the bot's one DM channel with ``recipient_id``, made on first use."""
+        self._require_bot_token(request)
+        body, _ = await _read_body(request)
+        recipient_id = body.get("recipient_id")
+        if recipient_id is None:
+            raise DiscordError(
+                400,
+                50035,
+                "Invalid Form Body",
+                {
+                    "_errors": [
+                        {
+                            "code": "CHANNEL_RECIPIENT_REQUIRED",
+                            "message": "At least one channel recipient is required.",
+                        }
+                    ]
+                },
+            )
+        try:
+            recipient = self._known_user(int(recipient_id))
+        except (TypeError, ValueError):
+            recipient = None
+        if recipient is None or recipient.id == self.bot_user.id:
+            raise DiscordError(400, 50033, "Invalid Recipient(s)")
+        channel = self.dm_channel(recipient)
+        if channel is None:
+            channel = DMChannel(id=self._snowflake(), recipient=recipient)
+            self.dm_channels[channel.id] = channel
+            await self._notify()
+        return _json_response(channel.payload())
 
     async def _get_application(self, request: web.Request) -> web.Response:
         self._require_bot_token(request)
@@ -1058,12 +1170,29 @@ class DiscordStandIn:
 
     # --- channels
 
-    def _channel(self, request: web.Request) -> Channel:
+    def _channel(self, request: web.Request) -> Channel | DMChannel:
         self._require_bot_token(request)
-        channel = self.channels.get(int(request.match_info["channel_id"]))
+        channel_id = int(request.match_info["channel_id"])
+        channel = self.channels.get(channel_id) or self.dm_channels.get(channel_id)
         if channel is None:
             raise DiscordError(404, 10003, "Unknown Channel")
         return channel
+
+    def _any_channel(self, channel_id: int) -> Channel | DMChannel:
+        return self.channels.get(channel_id) or self.dm_channels[channel_id]
+
+    def _upload_limit(self, channel: Channel | DMChannel) -> int:
+        """A guild channel's limit follows its guild's boost tier; a DM has the default."""
+        if isinstance(channel, DMChannel):
+            return DEFAULT_FILESIZE_LIMIT
+        return self.guilds[channel.guild_id].filesize_limit
+
+    def _require_dm_recipient_reachable(self, user: User) -> None:
+        """Discord delivers a bot's DM only to a non-bot user who shares a guild with it (every
+        user added here is in every guild) and has not turned DMs off; else 403, 50007."""
+        shares_a_guild = user.id in self.users and bool(self.guilds)
+        if not (shares_a_guild and not user.bot and user.accepts_dms):
+            raise DiscordError(403, 50007, "Cannot send messages to this user")
 
     def _channel_message(self, request: web.Request) -> Message:
         channel = self._channel(request)
@@ -1091,6 +1220,8 @@ class DiscordStandIn:
     async def _post_channel_message(self, request: web.Request) -> web.Response:
         body, files = await _read_body(request)
         channel = self._channel(request)
+        if isinstance(channel, DMChannel):
+            self._require_dm_recipient_reachable(channel.recipient)
         nonce = body.get("nonce")
         nonce_key = (self.bot_user.id, str(nonce))
         now = self._clock.monotonic()
@@ -1102,7 +1233,7 @@ class DiscordStandIn:
             channel_id=channel.id,
             payload=body,
             files=files,
-            size_limit=self.guilds[channel.guild_id].filesize_limit,
+            size_limit=self._upload_limit(channel),
             origin="channel",
         )
         if nonce is not None:
@@ -1118,7 +1249,7 @@ class DiscordStandIn:
         message = self._channel_message(request)
         if int(message.author["id"]) != self.bot_user.id:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
-        size_limit = self.guilds[self.channels[message.channel_id].guild_id].filesize_limit
+        size_limit = self._upload_limit(self._any_channel(message.channel_id))
         await self._edit_message(message, body, files, size_limit)
         await self._notify()
         return _json_response(message.payload(self.users))
@@ -1160,7 +1291,9 @@ class DiscordStandIn:
         if data.get("token") != self.token:
             await socket.close(code=4004, message=b"Authentication failed.")
             return None
-        session = _GatewaySession(id=secrets.token_hex(16), socket=socket)
+        session = _GatewaySession(
+            id=secrets.token_hex(16), socket=socket, intents=int(data.get("intents") or 0)
+        )
         self._sessions[session.id] = session
         self.identify_count += 1
         await session.dispatch("READY", self._ready_payload(session))
