@@ -10,13 +10,10 @@
      "message": "video ready", "job_id": "3f2a…", "task_id": "t-1", "guild_id": 42,
      "idempotency_key": "9c1d…"}
 
-Job context travels in a ``contextvars.ContextVar``, not in the message text: everything
-logged inside ``with job_context(job_id=...):`` (or ``with bind_job(job):``) carries the ids,
-in this coroutine and in whatever it awaits. ``asyncio.create_task`` (and ``TaskGroup``,
-``asyncio.to_thread``) copies the current context, so a task started inside the block keeps
-the ids for its whole life, even after the block has exited; a task started outside does
-not see them. Plain ``loop.run_in_executor`` and threads started by hand do not copy the
-context (use ``contextvars.copy_context().run`` there).
+A job's ids travel as fields of the record, not in the message text:
+``log.info("…", extra=job_fields(job))``. (Holding them in a ``contextvars.ContextVar`` for
+the length of each step was measured to slow the acknowledgement of a burst of commands
+more than twofold, so the ids are passed where a job is at hand.)
 
 Secrets (the Discord token, the API key, the database password) are masked in the final
 formatted output - message, arguments, extra fields, exception text and tracebacks - so a
@@ -28,11 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import IO, Any, Protocol
 from urllib.parse import quote, quote_plus
 
@@ -53,37 +47,7 @@ JOB_FIELDS = ("job_id", "task_id", "guild_id", "idempotency_key")
 # How a text line shows them; the idempotency key is left to JSON (one per job, and long).
 _TEXT_LABELS = {"job_id": "job", "task_id": "task", "guild_id": "guild", "idempotency_key": None}
 
-_EMPTY: Mapping[str, object] = MappingProxyType({})
-_context: ContextVar[Mapping[str, object]] = ContextVar("bot_log_context", default=_EMPTY)
-_CONTEXT_ATTRIBUTE = "_bot_log_context"  # on a record: the context keys the filter copied
-
-
-# --- job context ---------------------------------------------------------------------------
-
-
-def current_context() -> Mapping[str, object]:
-    """The ids in force here (read-only)."""
-    return _context.get()
-
-
-@contextmanager
-def job_context(**ids: object) -> Iterator[Mapping[str, object]]:
-    """Add ``ids`` to every record logged inside the block (``None`` values are skipped).
-
-    Nests: the inner block sees the outer ids merged with its own (inner wins on a clash),
-    and the outer ids alone again once it exits. A plain (sync) context manager that is
-    safe in async code: the ids live in a ``ContextVar``, so concurrent tasks never see each
-    other's, and tasks created inside the block inherit them (see the module docstring).
-    Enter and exit it in the same task (not across an ``async with`` split between tasks).
-    """
-    merged = MappingProxyType(
-        {**_context.get(), **{key: value for key, value in ids.items() if value is not None}}
-    )
-    token = _context.set(merged)
-    try:
-        yield merged
-    finally:
-        _context.reset(token)
+# --- job fields ----------------------------------------------------------------------------
 
 
 class _JobLike(Protocol):
@@ -97,37 +61,22 @@ class _JobLike(Protocol):
     def idempotency_key(self) -> str: ...
 
 
-def bind_job(job: _JobLike) -> AbstractContextManager[Mapping[str, object]]:
-    """``job_context`` for a job (``bot.models.Job`` or anything with the same attributes)."""
-    return job_context(
-        job_id=getattr(job, "id", None),
-        task_id=getattr(job, "task_id", None),
-        guild_id=getattr(job, "guild_id", None),
-        idempotency_key=getattr(job, "idempotency_key", None),
-    )
+def job_fields(job: _JobLike) -> dict[str, object]:
+    """``extra=`` for a log line about ``job``: its ids, those it has."""
+    ids = {
+        "job_id": job.id,
+        "task_id": job.task_id,
+        "guild_id": job.guild_id,
+        "idempotency_key": job.idempotency_key,
+    }
+    return {key: value for key, value in ids.items() if value is not None}
 
 
-class ContextFilter(logging.Filter):
-    """Copies the current job context onto each record, as attributes (``record.job_id``...).
-
-    Attach it to the handler (handler filters see records from every logger). Values a
-    caller passed explicitly with ``extra=`` are kept.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        context = _context.get()
-        for key, value in context.items():
-            if key not in record.__dict__:
-                setattr(record, key, value)
-        setattr(record, _CONTEXT_ATTRIBUTE, tuple(context))
-        return True
-
-
-def _context_items(record: logging.LogRecord) -> list[tuple[str, object]]:
-    """The record's job ids (known ones first, in order), then any other context keys."""
-    keys = [key for key in JOB_FIELDS if getattr(record, key, None) is not None]
-    keys += [key for key in getattr(record, _CONTEXT_ATTRIBUTE, ()) if key not in JOB_FIELDS]
-    return [(key, getattr(record, key)) for key in keys]
+def _job_items(record: logging.LogRecord) -> list[tuple[str, object]]:
+    """The record's job ids, in ``JOB_FIELDS`` order."""
+    return [
+        (key, getattr(record, key)) for key in JOB_FIELDS if getattr(record, key, None) is not None
+    ]
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -175,7 +124,7 @@ class TextFormatter(logging.Formatter):
         line = super().formatMessage(record)
         shown = [
             f"{_TEXT_LABELS.get(key, key)}={value}"
-            for key, value in _context_items(record)
+            for key, value in _job_items(record)
             if _TEXT_LABELS.get(key, key) is not None
         ]
         return f"{line} [{' '.join(shown)}]" if shown else line
@@ -209,7 +158,7 @@ class JsonLineFormatter(JsonFormatter):
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
         log_data["message"] = record.message
-        log_data.update(_context_items(record))
+        log_data.update(_job_items(record))
         # Anything passed with extra= (or as a dict message) that is not a record attribute.
         merge_record_extra(record, log_data, reserved=self._skip_fields | log_data.keys())
         for key, value in message_dict.items():
@@ -251,7 +200,6 @@ def make_handler(
     """A stream handler (stderr by default) with the context filter and the masking format."""
     masker = SecretMasker(secrets)
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    handler.addFilter(ContextFilter())
     if LogFormat(log_format) is LogFormat.JSON:
         handler.setFormatter(JsonLineFormatter(masker))
     else:

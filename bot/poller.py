@@ -17,6 +17,7 @@ from bot.api_contract import RATE_HEADROOM
 from bot.clock import Clock
 from bot.db import Database
 from bot.jobs import ACTIVE_STATES, JobStore
+from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
 from bot.ratelimit import RateLimiter
@@ -121,7 +122,12 @@ class Poller:
                 started = self._clock.monotonic()
                 await self.tick()
                 self._metrics.tick_finished(self._clock.monotonic() - started)
-                delay = await self.seconds_until_due()
+                if len(self._in_flight) >= self._batch_size:
+                    # Every step slot is taken: looking again before one finishes (which
+                    # wakes the loop) would only spin on the database.
+                    delay = self._idle_interval
+                else:
+                    delay = await self.seconds_until_due()
             except Exception:
                 # A broken tick (database hiccup…) must never end the loop.
                 log.exception("poller tick failed")
@@ -174,7 +180,11 @@ class Poller:
         try:
             await self._service.advance(job, pressure=self._pressures.get(job.guild_id, 1.0))
         except Exception:
-            log.exception("job %s could not be advanced; it is retried after its lease", job.id)
+            log.exception(
+                "job %s could not be advanced; it is retried after its lease",
+                job.id,
+                extra=job_fields(job),
+            )
         finally:
             self._in_flight.pop(job.id, None)
             self.wake()  # its next due time has changed: plan the next sleep again

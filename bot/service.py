@@ -31,7 +31,7 @@ from bot.grok import (
     UnauthorizedError,
 )
 from bot.jobs import JobState, JobStore, NewJob
-from bot.logs import bind_job
+from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
 from bot.schedule import DurationModel, PollSchedule
@@ -186,16 +186,16 @@ class ImagineService:
                 reroll_of=reroll_of,
             )
         )
-        with bind_job(job):
-            return await self._send_new(job)
-
-    async def _send_new(self, job: Job) -> Job:
         # Progress is shown beside the submission and never holds it up.
         shown = asyncio.create_task(self._notify_progress(job, "submitting"))
         try:
             outcome = await self.submit(job.id)
         except Exception:
-            log.exception("job %s hit a problem after it was saved; the poller takes over", job.id)
+            log.exception(
+                "job %s hit a problem after it was saved; the poller takes over",
+                job.id,
+                extra=job_fields(job),
+            )
             return job
         finally:
             await shown
@@ -318,9 +318,10 @@ class ImagineService:
                 task_id,
                 job.state,
                 job.idempotency_key,
+                extra=job_fields(job),
             )
             return SubmitOutcome(job)
-        log.info("job %s submitted as task %s", job.id, task_id)
+        log.info("job %s submitted as task %s", job.id, task_id, extra=job_fields(job))
         return SubmitOutcome(job)
 
     async def _tell_operator(self, job: Job, error: GrokError) -> None:
@@ -351,10 +352,13 @@ class ImagineService:
                 job.id,
                 job.idempotency_key,
                 error.cause,
+                extra=job_fields(job),
             )
             return JobState.FAILED, FailureReason.OUTCOME_UNKNOWN, str(error)
         if isinstance(error, UnauthorizedError):
-            log.critical("the GrokImagine API refused our token: check GROK_API_TOKEN")
+            log.critical(
+                "the GrokImagine API refused our token: check GROK_API_TOKEN", extra=job_fields(job)
+            )
             return JobState.FAILED, FailureReason.SERVICE_UNAVAILABLE, str(error)
         # Anything else was raised before a request left us: nothing was made.
         return JobState.FAILED, FailureReason.SERVICE_BUSY, str(error)
@@ -363,10 +367,6 @@ class ImagineService:
 
     async def advance(self, job: Job, pressure: float = 1.0) -> None:
         """Take the next step of a job the poller found due."""
-        with bind_job(job):
-            await self._advance(job, pressure)
-
-    async def _advance(self, job: Job, pressure: float) -> None:
         state = JobState(job.state)
         if job.id in self._submitting:
             return  # this process is still sending it (perhaps waiting for a rate-limit slot)
@@ -417,7 +417,13 @@ class ImagineService:
             )
             return
         except GrokError as error:
-            log.warning("status of job %s (task %s) failed: %s", job.id, job.task_id, error)
+            log.warning(
+                "status of job %s (task %s) failed: %s",
+                job.id,
+                job.task_id,
+                error,
+                extra=job_fields(job),
+            )
             if isinstance(error, UnauthorizedError):
                 await self.alerts.alert(AlertKind.KEY_REFUSED, str(error))
             if overdue:
@@ -521,7 +527,12 @@ class ImagineService:
         try:
             delivery = await self.notifier.deliver(job)
         except Exception:
-            log.exception("delivery of job %s failed (attempt %d)", job.id, job.delivery_attempts)
+            log.exception(
+                "delivery of job %s failed (attempt %d)",
+                job.id,
+                job.delivery_attempts,
+                extra=job_fields(job),
+            )
             if job.delivery_attempts >= MAX_DELIVERY_ATTEMPTS:
                 await self._finish_unsuccessfully(
                     job,
@@ -558,11 +569,12 @@ class ImagineService:
                         job.id,
                         consumed,
                         job.cost,
+                        extra=job_fields(job),
                     )
                 await self.budgets.settle(session, job.id, consumed)
         if not delivered:
             return
-        log.info("job %s delivered", job.id)
+        log.info("job %s delivered", job.id, extra=job_fields(job))
         completed_at = job.completed_at
         self.metrics.job_delivered(
             guild_id=job.guild_id,
@@ -603,7 +615,15 @@ class ImagineService:
             refunded = await self.budgets.refund(session, job.id)
             ended = await self.jobs.get(session, job.id)
         assert ended is not None
-        log.info("job %s %s (%s): %s; refunded %d", job.id, to_state, reason, text, refunded)
+        log.info(
+            "job %s %s (%s): %s; refunded %d",
+            job.id,
+            to_state,
+            reason,
+            text,
+            refunded,
+            extra=job_fields(job),
+        )
         self.metrics.job_ended(
             to_state.value,
             guild_id=ended.guild_id,
@@ -615,14 +635,16 @@ class ImagineService:
         try:
             await self.notifier.job_failed(ended, reason, refunded)
         except Exception:
-            log.exception("could not tell the member that job %s ended", job.id)
+            log.exception(
+                "could not tell the member that job %s ended", job.id, extra=job_fields(job)
+            )
         return ended
 
     async def _notify_progress(self, job: Job, status: str) -> None:
         try:
             await self.notifier.job_progress(job, self.progress_of(job, status))
         except Exception:
-            log.exception("progress update for job %s failed", job.id)
+            log.exception("progress update for job %s failed", job.id, extra=job_fields(job))
 
     def progress_of(self, job: Job, status: str) -> Progress:
         """What to show a member about a job still running."""

@@ -19,6 +19,7 @@ import discord
 from bot.clock import Clock
 from bot.i18n import Messages
 from bot.jobs import InteractionTokens
+from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
 from bot.service import Delivery, FailureReason, Progress
@@ -103,6 +104,7 @@ class DiscordNotifier:
             job.id,
             error.status,
             error.code,
+            extra=job_fields(job),
         )
         _remember(self._refused_tokens, job.id)
         job.interaction_token = None
@@ -131,7 +133,12 @@ class DiscordNotifier:
         try:
             await message.edit(content=None, embed=embed, allowed_mentions=NO_PINGS)
         except (discord.NotFound, discord.Forbidden) as error:
-            log.info("progress message of job %s can't be edited: %s", job.id, error)
+            log.info(
+                "progress message of job %s can't be edited: %s",
+                job.id,
+                error,
+                extra=job_fields(job),
+            )
             return False
         return True
 
@@ -173,7 +180,9 @@ class DiscordNotifier:
                 await self._edit_progress_message(job, embed)
             except discord.HTTPException as error:
                 # Progress is a courtesy: a display that fails never holds up the job.
-                log.warning("progress of job %s not shown: %s", job.id, error)
+                log.warning(
+                    "progress of job %s not shown: %s", job.id, error, extra=job_fields(job)
+                )
 
     async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
         embed = failure_embed(
@@ -189,7 +198,12 @@ class DiscordNotifier:
                 if await self._edit_progress_message(job, embed):
                     return
             except discord.HTTPException as error:
-                log.info("progress message of job %s not edited: %s", job.id, error)
+                log.info(
+                    "progress message of job %s not edited: %s",
+                    job.id,
+                    error,
+                    extra=job_fields(job),
+                )
             # No progress message to turn into the notice: a new one, pinging the member.
             channel = await self._channel(job.channel_id)
             await channel.send(
@@ -208,7 +222,12 @@ class DiscordNotifier:
         if job.delivery_attempts > 1:
             posted = await self._find_delivery(channel, job)
             if posted is not None:
-                log.info("job %s was already posted as message %s", job.id, posted.id)
+                log.info(
+                    "job %s was already posted as message %s",
+                    job.id,
+                    posted.id,
+                    extra=job_fields(job),
+                )
                 return Delivery(message_id=posted.id)
         async with contextlib.AsyncExitStack() as stack:
             videos: list[FetchedVideo] = [
@@ -281,7 +300,12 @@ class DiscordNotifier:
         try:
             await self._edit_progress_message(job, embed)
         except discord.HTTPException as error:
-            log.info("progress message of job %s not marked done: %s", job.id, error)
+            log.info(
+                "progress message of job %s not marked done: %s",
+                job.id,
+                error,
+                extra=job_fields(job),
+            )
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
@@ -303,7 +327,12 @@ class DiscordNotifier:
                         if getattr(child, "custom_id", None) == marker:
                             return message
         except discord.HTTPException:
-            log.warning("could not read channel history to check job %s", job.id, exc_info=True)
+            log.warning(
+                "could not read channel history to check job %s",
+                job.id,
+                exc_info=True,
+                extra=job_fields(job),
+            )
         return None
 
 

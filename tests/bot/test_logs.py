@@ -1,8 +1,7 @@
-"""Logging: text or JSON lines, job context from contextvars, and secrets that never get out."""
+"""Logging: text or JSON lines, a job's ids as fields, and secrets that never get out."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
@@ -18,11 +17,9 @@ from bot.config import LogFormat, settings_from_mapping
 from bot.logs import (
     MASK,
     SecretMasker,
-    bind_job,
     configure_logging,
     configure_plain_logging,
-    current_context,
-    job_context,
+    job_fields,
 )
 
 TOKEN = "MTA5ODc2NTQzMjEwOTg3NjU0.GhIjKl.discord-token-abcdef"
@@ -95,8 +92,8 @@ def test_configure_logging_follows_the_settings() -> None:
 def test_text_is_one_line_per_record_with_the_job_context_at_the_end() -> None:
     stream = capture(LogFormat.TEXT)
     log.info("before")
-    with job_context(job_id="abc123", task_id="t-1", guild_id=42, idempotency_key="k" * 32):
-        log.info("polled %s", "once")
+    job = SimpleNamespace(id="abc123", task_id="t-1", guild_id=42, idempotency_key="k" * 32)
+    log.info("polled %s", "once", extra=job_fields(job))
     log.warning("after")
 
     lines = stream.getvalue().splitlines()
@@ -112,11 +109,10 @@ def test_text_is_one_line_per_record_with_the_job_context_at_the_end() -> None:
 
 def test_text_puts_the_context_on_the_message_line_and_the_traceback_after() -> None:
     stream = capture(LogFormat.TEXT)
-    with job_context(job_id="abc123"):
-        try:
-            raise ValueError("boom")
-        except ValueError:
-            log.exception("poll failed")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("poll failed", extra={"job_id": "abc123"})
 
     first, *traceback = stream.getvalue().splitlines()
     assert first.endswith("bot.test_logs: poll failed [job=abc123]")
@@ -127,11 +123,11 @@ def test_text_puts_the_context_on_the_message_line_and_the_traceback_after() -> 
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def test_json_lines_have_the_fields_and_the_job_ids_only_inside_the_context() -> None:
+def test_json_lines_have_the_fields_and_the_job_ids_only_where_given() -> None:
     stream = capture(LogFormat.JSON)
     log.info("before")
-    with job_context(job_id="abc123", task_id="t-1", guild_id=42, idempotency_key="key-1"):
-        log.info("polled %d times", 3)
+    job = SimpleNamespace(id="abc123", task_id="t-1", guild_id=42, idempotency_key="key-1")
+    log.info("polled %d times", 3, extra=job_fields(job))
     log.info("after")
 
     before, inside, after = records(stream)
@@ -158,80 +154,16 @@ def test_json_lines_have_the_fields_and_the_job_ids_only_inside_the_context() ->
     assert abs(datetime.now(UTC) - logged_at) < timedelta(minutes=1)
 
 
-def test_json_keeps_extra_fields_and_an_explicit_extra_wins_over_the_context() -> None:
+def test_json_keeps_other_extra_fields() -> None:
     stream = capture(LogFormat.JSON)
-    with job_context(job_id="from-context", guild_id=7):
-        log.info("delivered", extra={"job_id": "explicit", "attempt": 2})
+    log.info("delivered", extra={"job_id": "abc123", "attempt": 2})
     [line] = records(stream)
-    assert line["job_id"] == "explicit"
-    assert line["guild_id"] == 7
-    assert line["attempt"] == 2
+    assert (line["job_id"], line["attempt"]) == ("abc123", 2)
 
 
-def test_nested_contexts_merge_and_unwind() -> None:
-    stream = capture(LogFormat.JSON)
-    with job_context(job_id="abc123", guild_id=42):
-        with job_context(task_id="t-1"):
-            log.info("inner")
-            with job_context(guild_id=43, idempotency_key=None):  # None: not added
-                log.info("innermost")
-        log.info("outer again")
-    assert current_context() == {}
-
-    inner, innermost, outer = records(stream)
-    assert (inner["job_id"], inner["task_id"], inner["guild_id"]) == ("abc123", "t-1", 42)
-    assert (innermost["task_id"], innermost["guild_id"]) == ("t-1", 43)
-    assert "idempotency_key" not in innermost
-    assert "task_id" not in outer
-    assert outer["job_id"] == "abc123"
-
-
-def test_bind_job_takes_the_ids_of_a_job_and_skips_what_it_lacks() -> None:
-    stream = capture(LogFormat.JSON)
+def test_job_fields_takes_the_ids_of_a_job_and_skips_what_it_lacks() -> None:
     job = SimpleNamespace(id="abc123", task_id=None, guild_id=42, idempotency_key="key-1")
-    with bind_job(job) as context:
-        assert context == {"job_id": "abc123", "guild_id": 42, "idempotency_key": "key-1"}
-        log.info("reserved")
-    [line] = records(stream)
-    assert line["job_id"] == "abc123"
-    assert "task_id" not in line
-
-
-async def test_a_task_created_inside_the_context_keeps_it() -> None:
-    stream = capture(LogFormat.JSON)
-    release = asyncio.Event()
-
-    async def poll(name: str) -> None:
-        await release.wait()
-        log.info(name)
-
-    with job_context(job_id="abc123", task_id="t-1"):
-        inside = asyncio.create_task(poll("inside"))
-    outside = asyncio.create_task(poll("outside"))
-    # The context has exited before either task logs: the first still has its copy.
-    release.set()
-    await asyncio.gather(inside, outside)
-
-    by_message = {line["message"]: line for line in records(stream)}
-    assert by_message["inside"]["job_id"] == "abc123"
-    assert by_message["inside"]["task_id"] == "t-1"
-    assert "job_id" not in by_message["outside"]
-
-
-async def test_concurrent_tasks_do_not_see_each_others_context() -> None:
-    stream = capture(LogFormat.JSON)
-
-    async def work(job_id: str) -> None:
-        with job_context(job_id=job_id):
-            for step in range(3):
-                await asyncio.sleep(0)
-                log.info("%s step %d", job_id, step)
-
-    await asyncio.gather(work("job-a"), work("job-b"))
-    lines = records(stream)
-    assert len(lines) == 6
-    for line in lines:
-        assert line["message"].startswith(line["job_id"])
+    assert job_fields(job) == {"job_id": "abc123", "guild_id": 42, "idempotency_key": "key-1"}
 
 
 def test_json_exception_is_a_field_holding_the_traceback() -> None:
@@ -302,8 +234,7 @@ def _log_everything(error: aiohttp.ClientResponseError) -> None:
     except aiohttp.ClientResponseError as caught:
         # %r shows request_info, headers and all.
         log.exception("GrokImagine refused: %r", caught)
-    with job_context(job_id="abc123", idempotency_key=API_KEY):
-        log.error("odd", extra={"note": f"token={TOKEN}"})
+    log.error("odd", extra={"job_id": "abc123", "idempotency_key": API_KEY, "note": TOKEN})
 
 
 @pytest.mark.parametrize("log_format", list(LogFormat))
