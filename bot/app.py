@@ -34,6 +34,7 @@ from bot.poller import Poller
 from bot.ratelimit import RateLimiter
 from bot.schedule import DurationModel, PollPlanner
 from bot.service import ImagineService, JobNotifier
+from bot.shared_budget import SharedRateBudget, budget_key
 from bot.video import VideoFetcher
 
 if TYPE_CHECKING:
@@ -64,10 +65,13 @@ class Infrastructure:
     tokens: InteractionTokens
     metrics: Metrics
     alerts: OperatorAlerts
+    shared_budget: SharedRateBudget | None
     simulator: Simulator | None
 
     async def close(self) -> None:
         await self.http.close()
+        if self.shared_budget is not None:
+            await self.shared_budget.close()
         if self.simulator is not None:
             await self.simulator.close()
         await self.database.dispose()
@@ -98,21 +102,33 @@ class Services:
         infrastructure.metrics.set_job_states({state.value: n for state, n in counts.items()})
 
 
+async def open_database(settings: Settings) -> Database:
+    """The database, migrated (once, whichever process gets there first)."""
+    database = Database.from_url(settings.database_url)
+    try:
+        await database.upgrade()
+    except BaseException:
+        await database.dispose()
+        raise
+    return database
+
+
 async def open_infrastructure(
     settings: Settings,
     *,
     messages: Messages,
     alert_sink: AlertSink | None,
+    database: Database | None = None,
     clock: Clock | None = None,
 ) -> Infrastructure:
-    """Migrate and open the database, then reach the API (or start the dry run's simulator).
+    """Open (or take over) the database, then reach the API (or start the dry run's simulator).
 
-    ``alert_sink`` reaches the operator (None: alerts are only logged and counted).
+    ``alert_sink`` reaches the operator (None: alerts are only logged and counted). The
+    infrastructure owns ``database`` from here on and disposes of it when closed.
     """
     clock = clock or SystemClock()
-    database = Database.from_url(settings.database_url)
+    database = database or await open_database(settings)
     try:
-        await database.upgrade()
         simulator, base_url, token = await _api_endpoint(settings, clock)
     except BaseException:
         await database.dispose()
@@ -122,6 +138,17 @@ async def open_infrastructure(
         timeout=aiohttp.ClientTimeout(total=60, connect=10),
     )
     limiter = RateLimiter(settings.grok_rate_limit_per_minute, clock=clock)
+    # On PostgreSQL, where several processes may run, the key's budget is kept in the database.
+    shared_budget = (
+        SharedRateBudget.for_plan(
+            database,
+            key=budget_key(token),
+            per_minute=settings.grok_rate_limit_per_minute,
+            clock=clock,
+        )
+        if database.dialect_name == "postgresql"
+        else None
+    )
     jobs = JobStore(clock=clock)
     metrics = Metrics(per_guild=settings.metrics_per_guild)
     metrics.watch_rate_budget(limiter.available)
@@ -150,6 +177,7 @@ async def open_infrastructure(
             limiter=limiter,
             clock=clock,
             observer=observe_api,
+            shared_budget=shared_budget,
         ),
         api_base_url=base_url,
         limiter=limiter,
@@ -162,6 +190,7 @@ async def open_infrastructure(
         tokens=InteractionTokens(database, jobs),
         metrics=metrics,
         alerts=alerts,
+        shared_budget=shared_budget,
         simulator=simulator,
     )
 

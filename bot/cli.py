@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from bot.clock import SystemClock
 from bot.config import ConfigError, Settings, database_url_from_env, load_settings
-from bot.db import Database, upgrade_database
+from bot.db import Database, SchemaTooNew, upgrade_database
 from bot.logs import configure_logging, configure_plain_logging, database_password
 from bot.operations import (
     NO_SCHEMA,
@@ -110,6 +110,9 @@ def _upgrade(database_url: str) -> int:
     log.info("upgrading database: %s", display_database(database_url))
     try:
         asyncio.run(upgrade_database(database_url))
+    except SchemaTooNew as error:
+        _fail(str(error))
+        return 1
     except (OSError, SQLAlchemyError) as error:
         _fail(f"could not open the database: {_one_line(error, database_url)}")
         return 1
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run(settings))
     except KeyboardInterrupt:
         return 0
-    except OSError as error:
-        # The database or the API could not be reached at start-up.
+    except (OSError, SchemaTooNew) as error:
+        # The database or the API could not be reached at start-up, or is not ours to use.
         log.error("imagine-bot could not start: %s", error)
         return 1

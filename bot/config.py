@@ -69,6 +69,25 @@ def _log_level(raw: str) -> str:
     return raw.upper()
 
 
+def _shard_ids(raw: object) -> object:
+    """``0,1`` or ``0-3`` (or both: ``0-1,4``) → the list of shard ids."""
+    if not isinstance(raw, str):
+        return raw
+    ids: list[int] = []
+    for part in raw.replace(" ", "").split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ValueError("must be shard ids like 0,1 or 0-3") from None
+        if high < low:
+            raise ValueError("must be shard ids like 0,1 or 0-3")
+        ids.extend(range(low, high + 1))
+    return ids
+
+
 def _comma_separated(raw: object) -> object:
     if isinstance(raw, str):
         return [part for part in raw.replace(" ", "").split(",") if part]
@@ -172,6 +191,41 @@ class Settings(_FromEnvironment):
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     metrics_host: str = "127.0.0.1"
     metrics_per_guild: bool = False  # a label per server: only if the operator asks (cardinality)
+    # Several processes: SHARD_COUNT in all, SHARD_IDS this process's (unset: one process).
+    shard_count: AtLeastOne | None = None
+    shard_ids: Annotated[
+        tuple[Annotated[int, Field(ge=0)], ...] | None, NoDecode, BeforeValidator(_shard_ids)
+    ] = None
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Self:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ConfigError("SHARD_IDS", "needs SHARD_COUNT, the number of shards in all")
+        if not self.shard_ids or max(self.shard_ids) >= self.shard_count:
+            raise ConfigError(
+                "SHARD_IDS", f"must be shard ids from 0 to {self.shard_count - 1} (SHARD_COUNT)"
+            )
+        if self.shares_gateway and self.database_url.startswith("sqlite"):
+            raise ConfigError(
+                "DATABASE_URL",
+                "is SQLite, which serves one process only: several processes (SHARD_IDS covers "
+                "part of SHARD_COUNT) need PostgreSQL",
+            )
+        return self
+
+    @property
+    def shares_gateway(self) -> bool:
+        """Other processes run the rest of the shards on the same database."""
+        return self.shard_ids is not None and set(self.shard_ids) != set(
+            range(self.shard_count or 0)
+        )
+
+    @property
+    def syncs_commands(self) -> bool:
+        """One process syncs the commands: the one that runs shard 0 (or the only one)."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     @model_validator(mode="after")
     def _poll_fits_in_timeout(self) -> Self:

@@ -21,6 +21,20 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key held while migrating (any fixed 64-bit number of our own).
+MIGRATION_LOCK = 7_262_023_411
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer version of the bot than this one."""
+
+    def __init__(self, current: str, head: str) -> None:
+        super().__init__(
+            f"the database schema is at revision {current}, newer than this version of "
+            f"imagine-bot knows (up to {head}): run the newer version, or upgrade this one"
+        )
+
+
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
@@ -91,8 +105,17 @@ class Database:
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision`` in one transaction."""
+        """Apply migrations up to ``revision`` in one transaction.
+
+        Processes starting together migrate once: on PostgreSQL the transaction first takes an
+        advisory lock, so the others wait and then find nothing left to do. A database that a
+        newer version of the bot has already migrated further is refused (``SchemaTooNew``)
+        rather than run against unnoticed.
+        """
         async with self.engine.begin() as connection:
+            if self.dialect_name == "postgresql":
+                await connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            await connection.run_sync(_check_not_newer)
             await connection.run_sync(_run_alembic, command.upgrade, revision)
 
     async def downgrade(self, revision: str) -> None:
@@ -150,6 +173,17 @@ def _alembic_config(connection: Connection) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     return config
+
+
+def _check_not_newer(connection: Connection) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory.from_config(_alembic_config(connection))
+    known = {script.revision for script in scripts.walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaTooNew(current, scripts.get_current_head() or "?")
 
 
 def _run_alembic(connection: Connection, operation: Any, revision: str) -> None:

@@ -19,10 +19,10 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -30,6 +30,9 @@ from bot import user_agent
 from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATE_HEADROOM, RATIOS
 from bot.clock import Clock, SystemClock
 from bot.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from bot.shared_budget import SharedRateBudget
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +231,7 @@ class GrokClient:
         rng: random.Random | None = None,
         status_headroom: int | None = None,
         observer: ResponseObserver | None = None,
+        shared_budget: SharedRateBudget | None = None,
     ) -> None:
         if not token:
             raise ValueError("the API token is empty")
@@ -240,6 +244,9 @@ class GrokClient:
         self._timeout = timeout
         self._rng = rng or random.Random()
         self._observer = observer
+        # Several processes on one key: each request also takes a turn from the budget they
+        # share in the database (this process's limiter still orders its own requests).
+        self._shared = shared_budget
         # Status checks leave this many slots to submissions, which a user is waiting on.
         # Never the whole plan, or status checks could only ever pass by ageing.
         default_headroom = max(1, int(limiter.per_minute * RATE_HEADROOM))
@@ -344,6 +351,15 @@ class GrokClient:
             raise _error_of(answer)
         return _status_of(answer, task_id)
 
+    async def _share_answer(self, status: int, remaining: str | None) -> None:
+        """What this process learned about the key's budget, every process learns."""
+        assert self._shared is not None
+        if status == 429:
+            blocked = timedelta(seconds=self._limiter.blocked_for())
+            await self._shared.block_until(self._clock.now() + blocked)
+        elif remaining is not None and remaining.strip().isdigit():
+            await self._shared.correct(int(remaining))
+
     async def _back_off(self, attempt: int) -> None:
         # Full jitter: callers that failed together do not come back together.
         ceiling = min(self._retry.max_delay, self._retry.base_delay * 2 ** (attempt - 1))
@@ -373,6 +389,12 @@ class GrokClient:
         data = json.dumps(json_body).encode() if json_body is not None else None
         endpoint = path.rsplit("/", 1)[-1]
         await self._limiter.acquire(keep_free=keep_free)
+        if self._shared is not None:
+            try:
+                await self._shared.acquire()
+            except BaseException:
+                self._limiter.release()
+                raise
         status: int | None = None
         sent_at: float | None = None
         try:
@@ -392,12 +414,15 @@ class GrokClient:
                 status = response.status
                 raw = await response.read()
                 answer = _answer_of(response.status, raw)
+                remaining = response.headers.get("X-RateLimit-Remaining")
                 self._limiter.observe(
                     status=answer.status,
-                    remaining=response.headers.get("X-RateLimit-Remaining"),
+                    remaining=remaining,
                     reset=response.headers.get("X-RateLimit-Reset"),
                     retry_after=response.headers.get("Retry-After"),
                 )
+                if self._shared is not None:
+                    await self._share_answer(answer.status, remaining)
                 return answer
         finally:
             self._limiter.release()

@@ -141,6 +141,25 @@ class JobStore:
         """Write ``fields`` if the job is still in ``expected_state``; the state stays."""
         return await self._conditional_update(session, job_id, expected_state, _checked(fields))
 
+    async def renew_delivery(
+        self, session: AsyncSession, job_id: str, *, attempt: int, until: datetime
+    ) -> bool:
+        """Extend a delivery's lease while ``attempt`` is still the job's latest one.
+
+        False: the job was delivered, failed, or another worker began a later attempt.
+        """
+        result = await session.exec(
+            update(Job)
+            .where(
+                col(Job.id) == job_id,
+                col(Job.state) == JobState.DELIVERING,
+                col(Job.delivery_attempts) == attempt,
+            )
+            .values(next_poll_at=until, updated_at=self._clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
     async def forget_interaction(self, session: AsyncSession, job_id: str) -> None:
         """Drop the job's interaction token: Discord refused it, so it is never tried again."""
         await session.exec(
@@ -221,6 +240,26 @@ class JobStore:
             .limit(limit)
         )
         return [duration for duration in rows.all() if duration is not None]
+
+    async def latest_completion(self, session: AsyncSession) -> datetime | None:
+        latest = await session.exec(select(func.max(Job.completed_at)))
+        return latest.one()
+
+    async def durations_completed_after(
+        self, session: AsyncSession, after: datetime | None, limit: int = 256
+    ) -> list[tuple[str, float, datetime]]:
+        """(job id, learned duration, completed at) of jobs done after ``after``, oldest first."""
+        query = select(Job.id, Job.estimated_duration, Job.completed_at).where(
+            col(Job.estimated_duration).is_not(None), col(Job.completed_at).is_not(None)
+        )
+        if after is not None:
+            query = query.where(col(Job.completed_at) > after)
+        rows = await session.exec(query.order_by(col(Job.completed_at)).limit(limit))
+        return [
+            (job_id, duration, completed)
+            for job_id, duration, completed in rows.all()
+            if duration is not None and completed is not None
+        ]
 
     async def count_by_state(self, session: AsyncSession) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zeros included)."""

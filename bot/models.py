@@ -145,3 +145,20 @@ class Job(SQLModel, table=True):
     delivery_attempts: int = 0
     reroll_of: str | None = Field(default=None, sa_type=String(32))
     estimated_duration: float | None = Field(default=None, sa_type=Float)
+
+
+class RateBudget(SQLModel, table=True):
+    """The request budget of one API key, shared by every process on this database.
+
+    A token bucket of ``capacity`` tokens (the plan's requests per minute) that refills at
+    ``capacity`` per minute; ``tokens`` is its level at ``refilled_at``. ``key`` names the API
+    key (a hash of it, never the key itself). See ``bot.shared_budget``.
+    """
+
+    __tablename__ = "rate_budget"
+
+    key: str = Field(sa_type=String(64), primary_key=True)
+    capacity: int
+    tokens: float = Field(sa_type=Float)
+    refilled_at: datetime = Field(sa_type=UTCDateTime)
+    blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # after a 429

@@ -67,6 +67,7 @@ class Poller:
         idle_interval: float = 5.0,
         lease: timedelta = timedelta(seconds=60),
         pressure_refresh: float = 10.0,
+        learn_interval: float = 60.0,
         headroom: float = RATE_HEADROOM,
     ) -> None:
         self._service = service
@@ -79,6 +80,8 @@ class Poller:
         self._idle_interval = idle_interval
         self._lease = lease
         self._pressure_refresh = pressure_refresh
+        self._learn_interval = learn_interval
+        self._learned_at = -math.inf
         self._headroom = headroom
         # Set by whoever adds work (a job just submitted): look again now, not at the plan.
         self._wake = wakeup or asyncio.Event()
@@ -122,6 +125,10 @@ class Poller:
                 started = self._clock.monotonic()
                 await self.tick()
                 self._metrics.tick_finished(self._clock.monotonic() - started)
+                if started - self._learned_at >= self._learn_interval:
+                    # Generation times other processes saw: every process plans with all.
+                    self._learned_at = started
+                    await self._service.learn_from_others()
                 if len(self._in_flight) >= self._batch_size:
                     # Every step slot is taken: looking again before one finishes (which
                     # wakes the loop) would only spin on the database.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -53,6 +54,8 @@ DELIVERY_RETRY = timedelta(seconds=30)
 MAX_DELIVERY_ATTEMPTS = 5
 # Status checks that fail for reasons of our own side or the network are retried this soon.
 STATUS_RETRY_DELAY = timedelta(seconds=15)
+# Jobs whose duration this process learned itself, remembered so it never counts them twice.
+LEARNED_HERE_MEMORY = 10_000
 
 
 class FailureReason(StrEnum):
@@ -148,6 +151,10 @@ class ImagineService:
         self._wakeup = wakeup
         self.metrics = metrics
         self.alerts = alerts
+        # Generation times are shared through the database: what this process learned itself
+        # (not to count twice), and how far it has read what the others learned.
+        self._learned_here: OrderedDict[str, None] = OrderedDict()
+        self._learned_until: datetime | None = None
         # Jobs this process is submitting right now (possibly still waiting for a rate-limit
         # slot): the poller leaves them alone instead of queueing a second attempt.
         self._submitting: set[str] = set()
@@ -156,7 +163,19 @@ class ImagineService:
         """Learn generation times from jobs delivered before this process started."""
         async with self.database.transaction() as session:
             durations = await self.jobs.recent_durations(session)
+            self._learned_until = await self.jobs.latest_completion(session)
         self.durations.observe_estimates(reversed(durations))
+
+    async def learn_from_others(self) -> int:
+        """Learn the generation times other processes saw since the last look; how many."""
+        async with self.database.transaction() as session:
+            done = await self.jobs.durations_completed_after(session, self._learned_until)
+        if not done:
+            return 0
+        self._learned_until = done[-1][2]
+        theirs = [duration for job_id, duration, _ in done if job_id not in self._learned_here]
+        self.durations.observe_estimates(theirs)
+        return len(theirs)
 
     # --- what members ask for ---------------------------------------------------------------
 
@@ -478,8 +497,11 @@ class ImagineService:
                 )
                 delivering = await self.jobs.get(session, job.id) if moved else None
             if delivering is not None:
-                # Learned once, by the worker whose transition won.
+                # Learned once, by the worker whose transition won (the others read it later).
                 self.durations.observe(pending_until, elapsed)
+                self._learned_here[job.id] = None
+                while len(self._learned_here) > LEARNED_HERE_MEMORY:
+                    self._learned_here.popitem(last=False)
                 await self.deliver(delivering)
             return
         if phase is TaskPhase.FAILED:
@@ -525,7 +547,7 @@ class ImagineService:
         assert job is not None
         self.metrics.delivery_attempts.inc()
         try:
-            delivery = await self.notifier.deliver(job)
+            delivery = await self._deliver_under_lease(job)
         except Exception:
             log.exception(
                 "delivery of job %s failed (attempt %d)",
@@ -583,6 +605,30 @@ class ImagineService:
             generation_seconds=_seconds_between(job.submitted_at, completed_at),
             lateness_seconds=_seconds_between(completed_at, delivered_at),
         )
+
+    async def _deliver_under_lease(self, job: Job) -> Delivery:
+        """The notifier's delivery, its lease renewed for as long as the upload takes."""
+        renewing = asyncio.create_task(self._renew_delivery_lease(job))
+        try:
+            return await self.notifier.deliver(job)
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+
+    async def _renew_delivery_lease(self, job: Job) -> None:
+        # Renewed well before it runs out, so no other worker starts a second post meanwhile.
+        while True:
+            await self.clock.sleep(DELIVERY_LEASE.total_seconds() / 3)
+            async with self.database.transaction() as session:
+                renewed = await self.jobs.renew_delivery(
+                    session,
+                    job.id,
+                    attempt=job.delivery_attempts,
+                    until=self.clock.now() + DELIVERY_LEASE,
+                )
+            if not renewed:
+                log.warning("job %s: delivery lease lost", job.id, extra=job_fields(job))
+                return
 
     async def _finish_unsuccessfully(
         self,

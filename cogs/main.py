@@ -1,10 +1,11 @@
 """The composition root: builds the domain, the Discord client and the notifier once, adds the
 features, and runs the poller exactly as long as the bot is logged in.
 
-Call order: ``ImagineBot`` (no I/O yet) → ``open_infrastructure`` (database, HTTP, API; alerts
-reach the operators through the client) → ``DiscordNotifier`` → ``build_services`` (the use
-cases, which report through the notifier) → each feature's ``setup``. Tests and benchmarks
-assemble the app through ``assembled`` too.
+Call order: the database (migrated once, whichever process gets there first) →
+``ImagineBot`` (no I/O yet; it takes its identify turns from the database) →
+``open_infrastructure`` (HTTP, API; alerts reach the operators through the client) →
+``DiscordNotifier`` → ``build_services`` (the use cases, which report through the notifier) →
+each feature's ``setup``. Tests and benchmarks assemble the app through ``assembled`` too.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import discord
 
-from bot.app import Services, build_services, open_infrastructure
-from bot.clock import Clock
+from bot.app import Services, build_services, open_database, open_infrastructure
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.coordination import IdentifyTurns
 from bot.i18n import Messages
 from bot.monitoring import MonitoringServer
 from cogs import FEATURES
@@ -52,7 +54,7 @@ def _monitoring(bot: ImagineBot, services: Services) -> MonitoringServer:
 
     metrics.watch_gateway(
         latency=lambda: bot.latency if connected() else float("nan"),
-        shards=lambda: float(connected()),
+        shards=lambda: float(sum(not shard.is_closed() for shard in bot.shards.values())),
     )
 
     async def database() -> tuple[bool, str]:
@@ -79,15 +81,28 @@ async def assembled(
     settings: Settings, *, clock: Clock | None = None, **client_options: Any
 ) -> AsyncIterator[App]:
     """Everything wired and ready to log in; all of it closed on the way out."""
+    clock = clock or SystemClock()
     messages = Messages.load()
     reporter = ErrorReporter(messages, settings.credits_per_video)
-    async with ImagineBot(
-        settings=settings, messages=messages, reporter=reporter, **client_options
-    ) as bot:
+    database = await open_database(settings)
+    identify_turns = IdentifyTurns(database, clock)
+    try:
+        bot = ImagineBot(
+            settings=settings,
+            messages=messages,
+            reporter=reporter,
+            identify_turns=identify_turns,
+            **client_options,
+        )
+    except BaseException:
+        await database.dispose()
+        raise
+    async with bot:
         infrastructure = await open_infrastructure(
             settings,
             messages=messages,
             alert_sink=DiscordOperatorSink(bot, settings.owner_ids) if settings.owner_ids else None,
+            database=database,
             clock=clock,
         )
         try:
@@ -96,7 +111,7 @@ async def assembled(
                 messages=messages,
                 fetcher=infrastructure.fetcher,
                 tokens=infrastructure.tokens,
-                clock=infrastructure.clock,
+                clock=clock,
                 metrics=infrastructure.metrics,
                 options=NotifierOptions(
                     dry_run=settings.dry_run, job_timeout_minutes=settings.job_timeout_minutes
@@ -113,6 +128,7 @@ async def assembled(
             finally:
                 await services.poller.stop()
                 await monitoring.stop()
+                await identify_turns.close()
         finally:
             await infrastructure.close()
 

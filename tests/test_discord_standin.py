@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import discord
@@ -16,9 +19,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from tests.support.clock import FakeClock
-from tests.support.discord_standin import DiscordStandIn, Guild, InteractionRecord, User
+from tests.support.discord_standin import (
+    DiscordStandIn,
+    Guild,
+    IdentifyViolation,
+    InteractionRecord,
+    User,
+)
 
 WAIT_LIMIT_SECONDS = 10.0
+TOKEN = "test-token"  # the stand-in's default
 
 
 @dataclass
@@ -314,6 +324,8 @@ async def test_persistent_button_answers_after_a_restart(harness: Harness, bot: 
         "vote here", view=discord.ui.View(timeout=None).add_item(VoteButton(7))
     )
     await harness.stop_bots()
+    # Discord allows one IDENTIFY per 5 s (per bucket); a restart waits that out.
+    await harness.clock.advance(5)
     await harness.start_bot()
 
     message = harness.standin.messages[sent.id]
@@ -471,3 +483,411 @@ async def test_a_dm_upload_has_the_default_size_limit(harness: Harness, bot: Sta
 
     assert (too_big.value.status, too_big.value.code) == (413, 40005)
     assert [a.filename for a in small.attachments] == ["small.bin"]
+
+
+# --- sharding -------------------------------------------------------------------------------
+
+
+async def _eventually(predicate: Callable[[], bool], *, limit: float = WAIT_LIMIT_SECONDS) -> None:
+    """For state on the client side, which does not wake the stand-in's ``wait_for``."""
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+class ShardClient(discord.Client):
+    """A plain client on one shard (or several, as ``AutoShardedClient``'s base) that answers
+    every interaction with the shard it came in on and remembers what it saw."""
+
+    def __init__(self, clock: FakeClock, **options: Any) -> None:
+        super().__init__(intents=discord.Intents.default(), guild_ready_timeout=0.01, **options)
+        self.clock = clock
+        self.interaction_guilds: list[int | None] = []
+        self.messages_seen: list[discord.Message] = []
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py sleeps 5 real seconds here; waiting out the stand-in's window on its clock
+        # instead keeps the tests fast and the identifies exactly as far apart.
+        if not initial:
+            await self.clock.advance(5)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        self.interaction_guilds.append(interaction.guild_id)
+        # discord.py derives a guild's shard from the formula, not from the connection.
+        shard = interaction.guild.shard_id if interaction.guild else None
+        await interaction.response.send_message(f"answered on shard {shard}")
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.messages_seen.append(message)
+
+
+class AutoShardClient(ShardClient, discord.AutoShardedClient):
+    pass
+
+
+@contextlib.asynccontextmanager
+async def _running(*clients: discord.Client) -> AsyncIterator[None]:
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for client in clients:
+            await client.login(TOKEN)
+            tasks.append(asyncio.create_task(client.connect()))
+        async with asyncio.timeout(WAIT_LIMIT_SECONDS):
+            for client in clients:
+                await client.wait_until_ready()
+        yield
+    finally:
+        for client in clients:
+            await client.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass
+class Sharded:
+    """Two guilds on each shard of two."""
+
+    harness: Harness
+    on_shard: dict[int, list[Guild]]
+
+    @property
+    def standin(self) -> DiscordStandIn:
+        return self.harness.standin
+
+    def client(self, **options: Any) -> ShardClient:
+        return ShardClient(self.harness.clock, **options)
+
+    def guild_ids(self, shard_id: int) -> set[int]:
+        return {guild.id for guild in self.on_shard[shard_id]}
+
+    async def command_in(self, guild: Guild) -> InteractionRecord:
+        record = await self.standin.send_command(
+            guild, guild.text_channel, self.harness.alice, "where"
+        )
+        return await self.standin.wait_until_acked(record)
+
+    def shards_sent(self, record: InteractionRecord) -> list[int | None]:
+        """The shards whose gateway session carried this interaction."""
+        return [
+            shard_id
+            for shard_id, session in self.standin.gateway_sessions.items()
+            for _, frame in session.sent
+            if json.loads(frame)["t"] == "INTERACTION_CREATE"
+            and json.loads(frame)["d"]["id"] == str(record.id)
+        ]
+
+
+@pytest.fixture
+def sharded(harness: Harness) -> Sharded:
+    standin = harness.standin
+    for shard_id in (0, 1):
+        for n in range(2):
+            standin.add_guild(f"shard {shard_id} guild {n}", shard=(shard_id, 2))
+    on_shard: dict[int, list[Guild]] = {0: [], 1: []}
+    for guild in standin.guilds.values():
+        on_shard[standin.shard_for(guild, 2)].append(guild)
+    return Sharded(harness, on_shard)
+
+
+async def _receive(socket: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    message = await socket.receive(timeout=WAIT_LIMIT_SECONDS)
+    assert message.type is aiohttp.WSMsgType.TEXT, (message.type, socket.close_code)
+    return message.json()
+
+
+async def _receive_close(socket: aiohttp.ClientWebSocketResponse) -> int | None:
+    message = await socket.receive(timeout=WAIT_LIMIT_SECONDS)
+    assert message.type in {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED}, message
+    return socket.close_code
+
+
+@contextlib.asynccontextmanager
+async def _raw_gateway(standin: DiscordStandIn) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A bare gateway connection, past HELLO, for exact protocol checks."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(standin.gateway_url) as socket:
+        hello = await _receive(socket)
+        assert hello["op"] == 10
+        yield socket
+
+
+async def _identify(
+    socket: aiohttp.ClientWebSocketResponse, shard: list[int] | None = None
+) -> dict[str, Any]:
+    """Send IDENTIFY; returns the first answer (READY's dispatch, or op 9)."""
+    data: dict[str, Any] = {"token": TOKEN, "intents": discord.Intents.default().value}
+    if shard is not None:
+        data["shard"] = shard
+    await socket.send_json({"op": 2, "d": data})
+    return await _receive(socket)
+
+
+async def test_gateway_bot_reports_shards_and_the_session_start_limit(
+    harness: Harness,
+) -> None:
+    standin = harness.standin
+    standin.recommended_shards = 3
+    standin.max_concurrency = 2
+
+    status, before = await _rest(harness, "GET", "/gateway/bot")
+    async with _raw_gateway(standin) as socket:
+        await _identify(socket, [0, 3])
+    await harness.clock.advance(60)
+    _, after = await _rest(harness, "GET", "/gateway/bot")
+    _, plain = await _rest(harness, "GET", "/gateway")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{standin.api_base}/gateway/bot") as anonymous,
+    ):
+        pass
+
+    assert status == 200
+    assert before == {
+        "url": standin.gateway_url,
+        "shards": 3,
+        "session_start_limit": {
+            "total": 1000,
+            "remaining": 1000,
+            "reset_after": 0,
+            "max_concurrency": 2,
+        },
+    }
+    assert after["session_start_limit"]["remaining"] == 999
+    assert after["session_start_limit"]["reset_after"] == (24 * 60 * 60 - 60) * 1000
+    assert plain == {"url": standin.gateway_url}
+    assert anonymous.status == 401
+
+
+async def test_ready_lists_only_the_guilds_of_the_session_shard(sharded: Sharded) -> None:
+    standin = sharded.standin
+    standin.max_concurrency = 2
+
+    async with _raw_gateway(standin) as socket:
+        ready = await _identify(socket, [1, 2])
+        creates = [await _receive(socket) for _ in ready["d"]["guilds"]]
+    await sharded.harness.clock.advance(5)
+    async with _raw_gateway(standin) as socket:
+        unsharded = await _identify(socket)
+    async with _raw_gateway(standin) as socket:
+        await socket.send_json({"op": 2, "d": {"token": TOKEN, "shard": [2, 2]}})
+        invalid_shard = await _receive_close(socket)
+
+    assert ready["t"] == "READY"
+    assert ready["d"]["shard"] == [1, 2]
+    assert {guild["unavailable"] for guild in ready["d"]["guilds"]} == {True}
+    assert {int(guild["id"]) for guild in ready["d"]["guilds"]} == sharded.guild_ids(1)
+    assert {c["t"] for c in creates} == {"GUILD_CREATE"}
+    assert {int(c["d"]["id"]) for c in creates} == sharded.guild_ids(1)
+    assert "shard" not in unsharded["d"]
+    assert {int(guild["id"]) for guild in unsharded["d"]["guilds"]} == set(standin.guilds)
+    assert invalid_shard == 4010
+    assert [shard for _, shard in standin.identifies] == [1, None]
+
+
+async def test_closing_with_1000_ends_the_session(harness: Harness) -> None:
+    standin = harness.standin
+
+    async with _raw_gateway(standin) as socket:
+        ready = await _identify(socket)
+        await _receive(socket)  # the GUILD_CREATE
+        assert list(standin.gateway_sessions) == [None]
+    await standin.wait_for(lambda: not standin.gateway_sessions)
+    async with _raw_gateway(standin) as socket:
+        resume = {"token": TOKEN, "session_id": ready["d"]["session_id"], "seq": 1}
+        await socket.send_json({"op": 6, "d": resume})
+        refused = await _receive(socket)
+
+    assert refused == {"op": 9, "d": False}
+    assert standin.resume_count == 0
+
+
+async def test_two_identifies_in_one_bucket_within_five_seconds_are_refused(
+    harness: Harness,
+) -> None:
+    standin = harness.standin
+    start = harness.clock.monotonic()
+
+    async with _raw_gateway(standin) as first, _raw_gateway(standin) as second:
+        accepted = await _identify(first, [0, 2])
+        await harness.clock.advance(4.9)
+        refused = await _identify(second, [1, 2])
+        await harness.clock.advance(0.1)
+        async with _raw_gateway(standin) as third:
+            later = await _identify(third, [1, 2])
+
+    assert accepted["t"] == "READY"
+    assert refused == {"op": 9, "d": False}
+    assert later["t"] == "READY"
+    assert standin.identifies == [(start, 0), (start + 4.9, 1), (start + 5.0, 1)]
+    assert standin.identify_violations == [
+        IdentifyViolation(at=start + 4.9, shard_id=1, bucket=0, previous_at=start)
+    ]
+    assert standin.identify_count == 2
+
+
+async def test_max_concurrency_lets_each_bucket_identify_at_once(harness: Harness) -> None:
+    standin = harness.standin
+    standin.max_concurrency = 2
+
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(_raw_gateway(standin)) for _ in range(3)]
+        zero = await _identify(sockets[0], [0, 4])
+        one = await _identify(sockets[1], [1, 4])
+        two = await _identify(sockets[2], [2, 4])  # bucket 0 again, as shard 0
+
+    assert (zero["t"], one["t"]) == ("READY", "READY")
+    assert two == {"op": 9, "d": False}
+    [violation] = standin.identify_violations
+    assert (violation.shard_id, violation.bucket) == (2, 0)
+
+
+async def test_identify_rate_limit_enforcement_can_be_relaxed_or_made_a_close(
+    harness: Harness,
+) -> None:
+    standin = harness.standin
+    standin.enforce_identify_rate_limit = False
+
+    async with _raw_gateway(standin) as first, _raw_gateway(standin) as second:
+        await _identify(first)
+        allowed = await _identify(second)
+    standin.enforce_identify_rate_limit = True
+    standin.identify_violation_close_code = 4000
+    async with _raw_gateway(standin) as third:
+        await third.send_json({"op": 2, "d": {"token": TOKEN}})
+        closed_with = await _receive_close(third)
+
+    assert allowed["t"] == "READY"
+    assert len(standin.identify_violations) == 2
+    assert closed_with == 4000
+
+
+async def test_two_clients_each_get_only_their_shard(sharded: Sharded) -> None:
+    standin = sharded.standin
+    standin.max_concurrency = 2
+    zero, one = sharded.client(shard_id=0, shard_count=2), sharded.client(shard_id=1, shard_count=2)
+
+    async with _running(zero, one):
+        await _eventually(lambda: len(zero.guilds) + len(one.guilds) == len(standin.guilds))
+        assert {guild.id for guild in zero.guilds} == sharded.guild_ids(0)
+        assert {guild.id for guild in one.guilds} == sharded.guild_ids(1)
+        assert sorted(standin.gateway_sessions, key=str) == [0, 1]
+        assert standin.gateway_sessions[1].shard == (1, 2)
+
+        answers = {}
+        for shard_id in (0, 1):
+            for guild in sharded.on_shard[shard_id]:
+                record = await sharded.command_in(guild)
+                assert record.original is not None
+                answers[guild.id] = record.original.content
+
+    assert standin.identify_violations == []
+    assert zero.interaction_guilds == [guild.id for guild in sharded.on_shard[0]]
+    assert one.interaction_guilds == [guild.id for guild in sharded.on_shard[1]]
+    assert answers == {
+        guild.id: f"answered on shard {shard_id}"
+        for shard_id in (0, 1)
+        for guild in sharded.on_shard[shard_id]
+    }
+    # discord.py's close() puts 4000 on the wire (its reader closes first), so Discord keeps
+    # both sessions resumable.
+    await standin.wait_for(lambda: not any(s.connected for s in standin.gateway_sessions.values()))
+    assert sorted(standin.gateway_sessions) == [0, 1]
+
+
+async def test_direct_message_events_go_to_shard_zero(sharded: Sharded) -> None:
+    standin = sharded.standin
+    standin.max_concurrency = 2
+    zero, one = sharded.client(shard_id=0, shard_count=2), sharded.client(shard_id=1, shard_count=2)
+
+    async with _running(zero, one):
+        alice = await one.fetch_user(sharded.harness.alice.id)
+        sent = await alice.send("from shard 1")
+        await _eventually(lambda: any(m.id == sent.id for m in zero.messages_seen))
+        # A later event on shard 1's own connection: had the DM gone there, it came first.
+        channel = one.get_channel(sharded.on_shard[1][0].text_channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        marker = await channel.send("marker")
+        await _eventually(lambda: any(m.id == marker.id for m in one.messages_seen))
+
+    assert [m.id for m in one.messages_seen] == [marker.id]
+    assert zero.messages_seen[0].guild is None
+
+
+async def test_auto_sharded_client_follows_gateway_bot(sharded: Sharded) -> None:
+    standin = sharded.standin
+    standin.recommended_shards = 2  # max_concurrency stays 1: shards start 5 s apart
+    client = AutoShardClient(sharded.harness.clock)
+
+    async with _running(client):
+        await _eventually(lambda: len(client.guilds) == len(standin.guilds))
+        records = [await sharded.command_in(sharded.on_shard[s][0]) for s in (0, 1)]
+        assert [sharded.shards_sent(record) for record in records] == [[0], [1]]
+
+    # AutoShardedClient closes its shards with 1000 (its readers are cancelled first), which
+    # ends their sessions.
+    await standin.wait_for(lambda: not standin.gateway_sessions)
+    answers = [record.original for record in records]
+    assert client.shard_count == 2
+    assert [shard for _, shard in standin.identifies] == [0, 1]
+    assert standin.identifies[1][0] - standin.identifies[0][0] == 5
+    assert standin.identify_violations == []
+    assert [answer.content for answer in answers if answer] == [
+        "answered on shard 0",
+        "answered on shard 1",
+    ]
+
+
+async def test_a_client_identifying_too_soon_is_refused_then_gets_in(sharded: Sharded) -> None:
+    standin = sharded.standin  # max_concurrency 1: both shards share bucket 0
+    zero, one = sharded.client(shard_id=0, shard_count=2), sharded.client(shard_id=1, shard_count=2)
+
+    # Shard 1 identifies at once (as a separate process would), within 5 s of shard 0; Discord
+    # answers Invalid Session, and discord.py identifies again after its 5-second wait.
+    async with _running(zero), _running(one):
+        record = await sharded.command_in(sharded.on_shard[1][0])
+
+    [violation] = standin.identify_violations
+    assert (violation.shard_id, violation.bucket) == (1, 0)
+    assert [shard for _, shard in standin.identifies] == [0, 1, 1]
+    assert standin.identify_count == 2
+    assert record.original is not None
+    assert record.original.content == "answered on shard 1"
+
+
+async def test_dropping_one_shard_resumes_only_that_shard(sharded: Sharded) -> None:
+    standin = sharded.standin
+    standin.max_concurrency = 2
+    zero, one = sharded.client(shard_id=0, shard_count=2), sharded.client(shard_id=1, shard_count=2)
+
+    async with _running(zero, one):
+        before = standin.gateway_sessions
+        zero_socket = before[0].socket
+        await standin.drop_gateway(shard_id=1)
+        # Sent while shard 1 is down: dispatched once it has RESUMEd.
+        record = await standin.send_command(
+            sharded.on_shard[1][0],
+            sharded.on_shard[1][0].text_channel,
+            sharded.harness.alice,
+            "where",
+        )
+        await standin.wait_for(lambda: standin.resume_count == 1)
+        await standin.wait_until_acked(record)
+        after = standin.gateway_sessions
+        assert after[0].socket is zero_socket
+        assert sharded.shards_sent(record) == [1]
+        answered = await sharded.command_in(sharded.on_shard[0][0])
+
+    assert standin.identify_count == 2
+    assert after[1] is before[1]
+    assert after[0] is before[0]
+    assert one.interaction_guilds == [sharded.on_shard[1][0].id]
+    assert zero.interaction_guilds == [sharded.on_shard[0][0].id]
+    assert answered.original is not None
+    assert answered.original.content == "answered on shard 0"
+
+
+async def test_command_syncs_record_every_put(harness: Harness, bot: StandInBot) -> None:
+    syncs = harness.standin.command_syncs
+
+    assert [(sync.scope, set(sync.names)) for sync in syncs] == [
+        (None, {"ping", "upload", "slow"}),
+        (harness.guild.id, {"grp"}),
+    ]

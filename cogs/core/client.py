@@ -13,6 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.coordination import IdentifyTurns
 from bot.i18n import Messages
 from cogs.core.errors import ErrorReporter
 from cogs.core.translator import CatalogTranslator
@@ -29,8 +30,12 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
         await self.client.reporter.report(interaction, error)
 
 
-class ImagineBot(commands.Bot):
-    """imagine-bot's Discord side. Only slash commands: no privileged intents are needed."""
+class ImagineBot(commands.AutoShardedBot):
+    """imagine-bot's Discord side. Only slash commands: no privileged intents are needed.
+
+    Sharded: Discord's recommended number of shards by default, or this process's
+    ``SHARD_IDS`` of ``SHARD_COUNT`` when several processes share the bot.
+    """
 
     def __init__(
         self,
@@ -38,6 +43,7 @@ class ImagineBot(commands.Bot):
         settings: Settings,
         messages: Messages,
         reporter: ErrorReporter,
+        identify_turns: IdentifyTurns,
         sync_commands: bool = True,
         **options: Any,
     ) -> None:
@@ -53,14 +59,22 @@ class ImagineBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             owner_ids=set(settings.owner_ids),
             help_command=None,
+            shard_count=settings.shard_count,
+            shard_ids=list(settings.shard_ids) if settings.shard_ids is not None else None,
             **options,
         )
         self.reporter = reporter
         self._translator = CatalogTranslator(messages)
         self._dev_guild_id = settings.dev_guild_id
-        self._sync_commands = sync_commands
+        # Only one process syncs the commands: the one running shard 0.
+        self._sync_commands = sync_commands and settings.syncs_commands
+        self._identify_turns = identify_turns
+        self._identify_buckets = 1
 
     async def setup_hook(self) -> None:
+        # Discord's session start limit: how many shards may IDENTIFY per 5 s, bot-wide.
+        _shards, _url, limits = await self.http.get_bot_gateway()
+        self._identify_buckets = max(1, int(limits["max_concurrency"]))
         await self.tree.set_translator(self._translator)
         if self._sync_commands:
             await self.sync_commands()
@@ -76,6 +90,11 @@ class ImagineBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands (they may take a while to appear)", len(synced))
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # Replaces discord.py's 5 s pause between this process's shards: the turn is taken in
+        # the database, so shards of other processes are spaced too.
+        await self._identify_turns.take((shard_id or 0) % self._identify_buckets)
 
     async def on_ready(self) -> None:
         log.info("connected as %s to %d servers", self.user, len(self.guilds))

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
-from bot.db import Database, UTCDateTime
+from bot.db import Database, SchemaTooNew, UTCDateTime
 
 metadata = MetaData()
 stamps = Table(
@@ -127,3 +127,29 @@ async def test_sessions_keep_loaded_values_after_commit(scratch: Database) -> No
         async with session.begin():
             row = (await session.exec(select(counters))).one()
         assert (row.id, row.n) == (7, 70)
+
+
+async def test_processes_starting_together_migrate_once(database_url: str) -> None:
+    # Each Database is its own engine, as in its own process; on PostgreSQL an advisory lock
+    # makes the others wait for the first migration instead of racing it.
+    databases = [Database.from_url(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(database.upgrade() for database in databases))
+        revisions = {await database.current_revision() for database in databases}
+    finally:
+        for database in databases:
+            await database.dispose()
+    assert len(revisions) == 1
+    assert None not in revisions
+
+
+async def test_a_schema_from_a_newer_version_is_refused(database_url: str) -> None:
+    database = Database.from_url(database_url)
+    try:
+        await database.upgrade()
+        async with database.engine.begin() as connection:
+            await connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        with pytest.raises(SchemaTooNew, match="revision 9999, newer than this version"):
+            await database.upgrade()
+    finally:
+        await database.dispose()

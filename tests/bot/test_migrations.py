@@ -34,8 +34,8 @@ async def test_upgrade_from_an_empty_database(database_url: str) -> None:
         await database.upgrade()
         await database.upgrade()  # nothing left to do
 
-        assert await database.current_revision() == "0003"
-        assert await tables(database) == BUDGET_TABLES | {"job"}
+        assert await database.current_revision() == "0004"
+        assert await tables(database) == BUDGET_TABLES | {"job", "rate_budget"}
     finally:
         await database.dispose()
 
@@ -51,7 +51,7 @@ async def test_upgrade_from_0001_keeps_budget_rows(database_url: str, clock: Fak
 
         await database.upgrade()
 
-        assert await database.current_revision() == "0003"
+        assert await database.current_revision() == "0004"
         async with database.transaction() as session:
             view = await budgets.view(session, 2**62, member_id=2**61)
             assert (view.remaining, view.reserved, view.member_used) == (360, 40, 40)
@@ -68,7 +68,7 @@ async def test_downgrade_to_base_and_back(database: Database) -> None:
     assert await tables(database) == set()
     assert await database.current_revision() is None
     await database.upgrade()
-    assert await database.current_revision() == "0003"
+    assert await database.current_revision() == "0004"
 
 
 async def test_models_match_the_migrations(database: Database) -> None:

@@ -460,3 +460,41 @@ async def test_a_job_never_sent_within_the_timeout_is_refunded(world: World) -> 
     assert ended.error_code == FailureReason.SERVICE_BUSY
     assert world.simulator.count("POST", "/v1/generate") == 0
     assert await world.remaining() == 400
+
+
+async def test_a_delivery_longer_than_its_lease_keeps_it(world: World) -> None:
+    slow = await world.new_job("slow to post")
+    # Until the video is done and the (slow) post has begun.
+    async with asyncio.timeout(30):
+        while (await world.job(slow.id)).state != JobState.DELIVERING:
+            await world.clock.advance(1)
+            await world.drive(world.poller.tick())
+    # Twice the lease passes while the post is still under way: the lease is renewed, so
+    # another process never finds the job due for a second post.
+    for _ in range(2 * 60):
+        await world.clock.advance(10)
+        await asyncio.sleep(0.001)
+        async with world.database.transaction() as session:
+            stolen = await world.jobs.claim_due(session, world.clock.now(), 10, lease_seconds=60)
+        assert stolen == []
+    assert (await world.job(slow.id)).delivery_attempts == 1
+    world.notifier.slow_deliveries_may_finish.set()
+    await world.drive(drain())
+    assert world.notifier.delivered == [slow.id]
+
+
+async def test_generation_times_are_shared_between_processes(world: World) -> None:
+    other = other_process(world, durations=DurationModel(30.0))
+    await other.warm_up()
+    assert await other.learn_from_others() == 0
+    job = await world.new_job()
+    await world.run_ticks(60)
+    assert (await world.job(job.id)).state == JobState.DELIVERED
+    learned_here = world.service.durations.observed
+    # The process that saw the job done learned it then; the other learns it from the store,
+    # once; neither counts it twice.
+    assert await other.learn_from_others() == 1
+    assert other.durations.observed == 1
+    assert await other.learn_from_others() == 0
+    assert await world.service.learn_from_others() == 0
+    assert world.service.durations.observed == learned_here

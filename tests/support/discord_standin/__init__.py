@@ -10,16 +10,24 @@ from tests.support.discord_standin.records import (
     MESSAGE_FLAG_EPHEMERAL,
     MESSAGE_FLAG_LOADING,
     Channel,
+    CommandSync,
     ErrorResponse,
     Guild,
+    IdentifyViolation,
     InteractionRecord,
     Message,
     PingedMentions,
     StoredAttachment,
     User,
     pinged_mentions,
+    shard_id_for,
 )
-from tests.support.discord_standin.server import DiscordError, DiscordStandIn, OptionValue
+from tests.support.discord_standin.server import (
+    DiscordError,
+    DiscordStandIn,
+    GatewaySession,
+    OptionValue,
+)
 
 __all__ = [
     "ADMINISTRATOR_PERMISSIONS",
@@ -28,10 +36,13 @@ __all__ = [
     "MESSAGE_FLAG_EPHEMERAL",
     "MESSAGE_FLAG_LOADING",
     "Channel",
+    "CommandSync",
     "DiscordError",
     "DiscordStandIn",
     "ErrorResponse",
+    "GatewaySession",
     "Guild",
+    "IdentifyViolation",
     "InteractionRecord",
     "Message",
     "OptionValue",
@@ -39,4 +50,5 @@ __all__ = [
     "StoredAttachment",
     "User",
     "pinged_mentions",
+    "shard_id_for",
 ]

@@ -54,6 +54,11 @@ _ROLE_MENTION = re.compile(r"<@&(\d+)>")
 _EVERYONE_MENTION = re.compile(r"@(?:everyone|here)\b")
 
 
+def shard_id_for(guild_id: int, shard_count: int) -> int:
+    """The shard that receives a guild's events: Discord's ``(guild_id >> 22) % num_shards``."""
+    return (guild_id >> 22) % shard_count
+
+
 class SnowflakeFactory:
     """Mints strictly increasing snowflakes whose timestamp part follows the stand-in's clock."""
 
@@ -66,6 +71,20 @@ class SnowflakeFactory:
         candidate = (millis << 22) | (next(self._increment) & 0xFFF)
         self._last = max(candidate, self._last + 1)
         return self._last
+
+    def next_on_shard(self, now: datetime, shard_id: int, shard_count: int) -> int:
+        """The next snowflake whose guild would live on ``shard_id`` of ``shard_count``.
+
+        The shard comes from the timestamp part, so this steps the timestamp forward by up to
+        ``shard_count - 1`` milliseconds; later snowflakes stay larger.
+        """
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} does not exist among {shard_count} shards")
+        snowflake = self.next(now)
+        while shard_id_for(snowflake, shard_count) != shard_id:
+            snowflake += 1 << 22
+        self._last = max(self._last, snowflake)
+        return snowflake
 
 
 def iso(moment: datetime) -> str:
@@ -431,3 +450,28 @@ class ErrorResponse:
     status: int
     code: int
     message: str
+
+
+@dataclass(frozen=True)
+class IdentifyViolation:
+    """An IDENTIFY that came sooner than Discord's identify rate limit allows.
+
+    Discord allows one IDENTIFY per 5 seconds per rate-limit bucket, the bucket of a shard being
+    ``shard_id % max_concurrency`` (an unsharded connection counts as shard 0). ``at`` and
+    ``previous_at`` (the bucket's last accepted IDENTIFY) are the stand-in clock's
+    ``monotonic()``.
+    """
+
+    at: float
+    shard_id: int | None
+    bucket: int
+    previous_at: float
+
+
+@dataclass(frozen=True)
+class CommandSync:
+    """One ``PUT`` of the application's commands: ``scope`` is None (global) or a guild id."""
+
+    at: float
+    scope: int | None
+    names: tuple[str, ...]

@@ -3,7 +3,13 @@
 The server runs on 127.0.0.1 inside the test's event loop. REST handlers and the gateway
 mutate plain records (see ``records.py``); every mutation wakes ``wait_for`` waiters, so tests
 wait on conditions, never on time. Time itself (token lifetimes, the 3-second initial-response
-deadline, nonce windows, ack latencies) comes from the injected ``bot.clock.Clock``.
+deadline, nonce windows, ack latencies, the identify rate limit) comes from the injected
+``bot.clock.Clock``.
+
+The gateway shards as Discord documents it: an IDENTIFY may carry ``shard: [id, count]``, and
+that session then gets only the guilds with ``(guild_id >> 22) % count == id``; events without
+a guild (direct messages) go to shard 0. Several sessions, from one client or from several,
+can be connected at once.
 """
 
 from __future__ import annotations
@@ -40,15 +46,18 @@ from tests.support.discord_standin.records import (
     MESSAGE_FLAG_LOADING,
     NONCE_WINDOW_SECONDS,
     Channel,
+    CommandSync,
     DMChannel,
     ErrorResponse,
     Guild,
+    IdentifyViolation,
     InteractionRecord,
     Message,
     MessageOrigin,
     SnowflakeFactory,
     StoredAttachment,
     User,
+    shard_id_for,
 )
 
 T = TypeVar("T")
@@ -84,6 +93,25 @@ MESSAGE_TYPE_CHAT_INPUT_COMMAND = 20
 
 # The gateway intent without which Discord sends no MESSAGE_* events about DM channels.
 INTENT_DIRECT_MESSAGES = 1 << 12
+
+# Discord's identify rate limit: one IDENTIFY per bucket (shard_id % max_concurrency) per 5 s.
+IDENTIFY_WINDOW_SECONDS = 5.0
+# The daily session start limit (``session_start_limit.total``) resets this long after a start.
+SESSION_START_RESET_SECONDS = 24 * 60 * 60
+
+# Gateway opcodes and close codes the stand-in uses (Discord's numbering).
+OP_DISPATCH = 0
+OP_HEARTBEAT = 1
+OP_IDENTIFY = 2
+OP_RESUME = 6
+OP_INVALID_SESSION = 9
+OP_HELLO = 10
+OP_HEARTBEAT_ACK = 11
+CLOSE_AUTHENTICATION_FAILED = 4004
+CLOSE_ALREADY_AUTHENTICATED = 4005
+CLOSE_INVALID_SHARD = 4010
+# A client that closes with one of these ends its session: it can no longer be resumed.
+SESSION_ENDING_CLOSE_CODES = frozenset({1000, 1001})
 
 
 class DiscordError(Exception):
@@ -177,13 +205,34 @@ def _query_flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in {"1", "true"}
 
 
+def _parse_shard(raw: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard`` as ``(shard_id, shard_count)``; ValueError when it is malformed."""
+    if raw is None:
+        return None
+    valid = (
+        isinstance(raw, list | tuple)
+        and len(raw) == 2
+        and all(isinstance(part, int) and not isinstance(part, bool) for part in raw)
+        and 0 <= raw[0] < raw[1]
+    )
+    if not valid:
+        raise ValueError(f"invalid shard {raw!r}")
+    return raw[0], raw[1]
+
+
 @dataclass
-class _GatewaySession:
-    """One IDENTIFY'd session; keeps recent frames so a RESUME can replay what was missed."""
+class GatewaySession:
+    """One IDENTIFY'd session; keeps recent frames so a RESUME can replay what was missed.
+
+    ``shard`` is the IDENTIFY's ``(shard_id, shard_count)``, None for an unsharded session;
+    ``guild_ids`` are the guilds its READY listed.
+    """
 
     id: str
     socket: web.WebSocketResponse | None = None
     intents: int = 0
+    shard: tuple[int, int] | None = None
+    guild_ids: tuple[int, ...] = ()
     sequence: int = 0
     sent: deque[tuple[int, str]] = field(
         default_factory=lambda: deque(maxlen=GATEWAY_REPLAY_BUFFER)
@@ -194,11 +243,24 @@ class _GatewaySession:
     def connected(self) -> bool:
         return self.socket is not None and not self.socket.closed
 
+    @property
+    def shard_id(self) -> int | None:
+        return None if self.shard is None else self.shard[0]
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether Discord routes this guild's events (None: events without a guild) here."""
+        if self.shard is None:
+            return True
+        shard_id, shard_count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return shard_id_for(guild_id, shard_count) == shard_id
+
     async def dispatch(self, event: str, data: Mapping[str, Any]) -> None:
         # Sequence numbers and send order must agree, hence one lock around both.
         async with self.send_lock:
             self.sequence += 1
-            frame = json.dumps({"op": 0, "t": event, "s": self.sequence, "d": data})
+            frame = json.dumps({"op": OP_DISPATCH, "t": event, "s": self.sequence, "d": data})
             self.sent.append((self.sequence, frame))
             if self.socket is not None and not self.socket.closed:
                 with contextlib.suppress(ConnectionResetError):
@@ -221,11 +283,39 @@ class DiscordStandIn:
 
     Add guilds and users before the bot connects: READY/GUILD_CREATE are built at IDENTIFY.
     The bot's direct messages to a user are in ``direct_messages(user)``.
+
+    Sharding: ``GET /gateway/bot`` recommends ``recommended_shards`` and reports
+    ``max_concurrency``. ``gateway_sessions`` holds the current session of each shard id (None
+    when unsharded; the latest IDENTIFY or RESUME for a shard id takes its slot), connected or
+    awaiting a RESUME. Guild events go to each of those whose shard holds the guild (while one
+    is down, they wait in its replay buffer), events without a guild to shard 0 (or to an
+    unsharded session). A client that closes with 1000/1001 ends its session, as on Discord.
+    Every IDENTIFY is in ``identifies``; one that breaks the identify rate limit is also in
+    ``identify_violations`` and, while ``enforce_identify_rate_limit`` holds, is refused with
+    Invalid Session (op 9, ``d: false``) as Discord documents, or closed with
+    ``identify_violation_close_code`` when that is set. The 5-second window is measured on the
+    stand-in clock, so with a fake clock advance it between identifies of the same bucket.
     """
 
-    def __init__(self, *, token: str = "test-token", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "test-token",
+        clock: Clock | None = None,
+        recommended_shards: int = 1,
+        max_concurrency: int = 1,
+        session_start_total: int = 1000,
+        enforce_identify_rate_limit: bool = True,
+        identify_violation_close_code: int | None = None,
+    ) -> None:
         self.token = token
         self._clock: Clock = clock or SystemClock()
+        # What ``GET /gateway/bot`` answers; may be changed at any time.
+        self.recommended_shards = recommended_shards
+        self.max_concurrency = max_concurrency
+        self.session_start_total = session_start_total
+        self.enforce_identify_rate_limit = enforce_identify_rate_limit
+        self.identify_violation_close_code = identify_violation_close_code
         self._snowflakes = SnowflakeFactory()
         self.bot_user = User(id=self._snowflake(), name="imagine-standin-bot", bot=True)
         # Modern applications share their id with their bot user.
@@ -241,9 +331,15 @@ class DiscordStandIn:
         self.interactions: list[InteractionRecord] = []
         # Key None holds the global commands; a guild id holds that guild's commands.
         self.commands_synced: dict[int | None, list[dict[str, Any]]] = {}
+        # Every ``PUT`` of commands, in order (``commands_synced`` keeps only the latest).
+        self.command_syncs: list[CommandSync] = []
         self.errors: list[ErrorResponse] = []
         self.unknown_routes: list[str] = []
+        # Sessions started (accepted IDENTIFYs).
         self.identify_count = 0
+        # Every IDENTIFY with the bot's token: (stand-in monotonic time, shard id or None).
+        self.identifies: list[tuple[float, int | None]] = []
+        self.identify_violations: list[IdentifyViolation] = []
         # Set to refuse every interaction's webhook calls right after its acknowledgement
         # (401 "Invalid Webhook Token"), as Discord does for a token it has voided.
         self.revoke_tokens_on_ack = False
@@ -252,8 +348,12 @@ class DiscordStandIn:
         self._interactions_by_token: dict[str, InteractionRecord] = {}
         self._nonces: dict[tuple[int, str], tuple[float, Message]] = {}
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
-        self._sessions: dict[str, _GatewaySession] = {}
-        self._active_session: _GatewaySession | None = None
+        # Every resumable session by id; the current one of each shard id (None: unsharded).
+        self._sessions: dict[str, GatewaySession] = {}
+        self._sessions_by_shard: dict[int | None, GatewaySession] = {}
+        self._last_identify_by_bucket: dict[int, float] = {}
+        self._session_starts: list[float] = []
+        self._closed_by_server: set[web.WebSocketResponse] = set()
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -274,9 +374,9 @@ class DiscordStandIn:
 
     async def close(self) -> None:
         """Close every gateway socket and stop the server (close the bot first)."""
-        for session in self._sessions.values():
+        for session in list(self._sessions.values()):
             if session.socket is not None:
-                await session.socket.close(code=1001)
+                await self._close_socket(session.socket, 1001)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -350,11 +450,21 @@ class DiscordStandIn:
         features: Sequence[str] = (),
         everyone_permissions: int = DEFAULT_MEMBER_PERMISSIONS,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
     ) -> Guild:
-        """A guild with text channels; the owner defaults to a new administrator user."""
+        """A guild with text channels; the owner defaults to a new administrator user.
+
+        ``shard=(shard_id, shard_count)`` picks the guild's id so that Discord's sharding
+        formula puts it on that shard (otherwise the shard follows from the clock).
+        """
         owner = owner or self.add_user(f"{name} owner", permissions=ADMINISTRATOR_PERMISSIONS)
+        guild_id = (
+            self._snowflake()
+            if shard is None
+            else self._snowflakes.next_on_shard(self._clock.now(), *shard)
+        )
         guild = Guild(
-            id=self._snowflake(),
+            id=guild_id,
             name=name,
             owner_id=owner.id,
             locale=locale,
@@ -479,14 +589,35 @@ class DiscordStandIn:
         token = interaction if isinstance(interaction, str) else interaction.token
         self._interactions_by_token[token].revoked = True
 
-    async def drop_gateway(self, code: int = 4000) -> None:
-        """Close the bot's gateway socket with ``code``; discord.py then RESUMEs."""
-        session = self._active_session
-        assert session is not None, "no gateway connection"
+    async def drop_gateway(self, code: int = 4000, shard_id: int | None = None) -> None:
+        """Close a gateway socket with ``code``; discord.py then RESUMEs.
+
+        ``shard_id`` picks the session of that shard; by default the only (or first: unsharded,
+        then by shard id) connected one.
+        """
+        if shard_id is None:
+            connected = [s for _, s in self._shard_order() if s.connected]
+            assert connected, "no gateway connection"
+            session = connected[0]
+        else:
+            found = self._sessions_by_shard.get(shard_id)
+            assert found is not None, f"no gateway session for shard {shard_id}"
+            session = found
         assert session.socket is not None, "the gateway connection is already down"
-        await session.socket.close(code=code)
+        await self._close_socket(session.socket, code)
 
     # ------------------------------------------------------------------ inspecting
+
+    @property
+    def gateway_sessions(self) -> dict[int | None, GatewaySession]:
+        """The current session of each shard id (None: unsharded), connected or awaiting a
+        RESUME; a session whose client closed it with 1000/1001 is gone."""
+        return dict(self._shard_order())
+
+    @staticmethod
+    def shard_for(guild: Guild | int, shard_count: int) -> int:
+        """The shard id that serves ``guild`` among ``shard_count`` shards (Discord's formula)."""
+        return shard_id_for(guild if isinstance(guild, int) else guild.id, shard_count)
 
     def messages_in(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
         """Messages of a channel, oldest first (ephemeral ones included; check ``.ephemeral``)."""
@@ -567,9 +698,19 @@ class DiscordStandIn:
 
         return await self.wait_for(find, limit=limit)
 
-    async def wait_for_gateway(self, *, limit: float = DEFAULT_WAIT_SECONDS) -> None:
-        """Until a bot holds an identified (or resumed) gateway connection."""
-        await self._connected_session(limit)
+    async def wait_for_gateway(
+        self, *, shard_id: int | None = None, limit: float = DEFAULT_WAIT_SECONDS
+    ) -> GatewaySession:
+        """Until a bot holds an identified (or resumed) gateway connection, of ``shard_id`` if
+        given; returns that session."""
+
+        def connected() -> GatewaySession | None:
+            if shard_id is not None:
+                session = self._sessions_by_shard.get(shard_id)
+                return session if session is not None and session.connected else None
+            return next((s for _, s in self._shard_order() if s.connected), None)
+
+        return await self.wait_for(connected, limit=limit)
 
     # ------------------------------------------------------------------ internals: helpers
 
@@ -710,22 +851,29 @@ class DiscordStandIn:
         self.interactions.append(record)
         self._interactions_by_id[interaction_id] = record
         self._interactions_by_token[token] = record
-        session = await self._connected_session(DEFAULT_WAIT_SECONDS)
+
+        def reachable() -> list[GatewaySession] | None:
+            sessions = self._sessions_serving(guild.id)
+            return sessions if any(session.connected for session in sessions) else None
+
+        sessions = await self.wait_for(reachable, limit=DEFAULT_WAIT_SECONDS)
         record.dispatched_at = self._clock.monotonic()
-        await session.dispatch("INTERACTION_CREATE", payload)
+        for session in sessions:
+            await session.dispatch("INTERACTION_CREATE", payload)
         return record
 
-    async def _connected_session(self, limit: float) -> _GatewaySession:
-        def connected() -> _GatewaySession | None:
-            session = self._active_session
-            return session if session is not None and session.connected else None
+    def _shard_order(self) -> list[tuple[int | None, GatewaySession]]:
+        """The current sessions, unsharded first, then by shard id."""
+        return sorted(
+            self._sessions_by_shard.items(), key=lambda item: -1 if item[0] is None else item[0]
+        )
 
-        return await self.wait_for(connected, limit=limit)
+    def _sessions_serving(self, guild_id: int | None) -> list[GatewaySession]:
+        """The current sessions Discord routes a guild's events to (None: guildless events).
 
-    async def _dispatch_if_connected(self, event: str, data: Mapping[str, Any]) -> None:
-        session = self._active_session
-        if session is not None and session.connected:
-            await session.dispatch(event, data)
+        A session awaiting its RESUME is included: what it is sent is replayed on RESUME.
+        """
+        return [session for _, session in self._shard_order() if session.serves(guild_id)]
 
     # ------------------------------------------------------------------ internals: messages
 
@@ -854,12 +1002,10 @@ class DiscordStandIn:
         """Ephemeral messages are never dispatched; DM ones only with the DIRECT_MESSAGES intent."""
         if message.ephemeral:
             return
-        session = self._active_session
-        if message.guild_id is None and (
-            session is None or not session.intents & INTENT_DIRECT_MESSAGES
-        ):
-            return
-        await self._dispatch_if_connected(event, data)
+        for session in self._sessions_serving(message.guild_id):
+            if message.guild_id is None and not session.intents & INTENT_DIRECT_MESSAGES:
+                continue
+            await session.dispatch(event, data)
 
     # ------------------------------------------------------------------ internals: HTTP
 
@@ -891,7 +1037,7 @@ class DiscordStandIn:
             ("GET", api + "/oauth2/applications/@me", self._get_application),
             ("GET", api + "/applications/@me", self._get_application),
             ("GET", api + "/gateway", self._get_gateway),
-            ("GET", api + "/gateway/bot", self._get_gateway),
+            ("GET", api + "/gateway/bot", self._get_gateway_bot),
             ("PUT", api + "/applications/{app}/commands", self._put_commands),
             ("GET", api + "/applications/{app}/commands", self._get_commands),
             ("PUT", api + "/applications/{app}/guilds/{guild_id}/commands", self._put_commands),
@@ -1003,8 +1149,26 @@ class DiscordStandIn:
         )
 
     async def _get_gateway(self, request: web.Request) -> web.Response:
-        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return _json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        return _json_response({"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        self._require_bot_token(request)
+        now = self._clock.monotonic()
+        window = [t for t in self._session_starts if now - t < SESSION_START_RESET_SECONDS]
+        reset_after = (window[0] + SESSION_START_RESET_SECONDS - now) if window else 0.0
+        limit = {
+            "total": self.session_start_total,
+            "remaining": max(0, self.session_start_total - len(window)),
+            "reset_after": int(reset_after * 1000),
+            "max_concurrency": self.max_concurrency,
+        }
+        return _json_response(
+            {
+                "url": self.gateway_url,
+                "shards": self.recommended_shards,
+                "session_start_limit": limit,
+            }
+        )
 
     def _command_scope(self, request: web.Request) -> int | None:
         self._require_bot_token(request)
@@ -1041,6 +1205,8 @@ class DiscordStandIn:
                 | ({"guild_id": str(scope)} if scope is not None else {})
             )
         self.commands_synced[scope] = stored
+        names = tuple(command["name"] for command in stored)
+        self.command_syncs.append(CommandSync(self._clock.monotonic(), scope, names))
         await self._notify()
         return _json_response(stored)
 
@@ -1265,50 +1431,111 @@ class DiscordStandIn:
         # The client asks for zlib-stream compression but reads plain text frames too.
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        await socket.send_json({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
-        session: _GatewaySession | None = None
+        await socket.send_json({"op": OP_HELLO, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
+        session: GatewaySession | None = None
         try:
             async for frame in socket:
                 if frame.type is not aiohttp.WSMsgType.TEXT:
                     continue
                 packet = json.loads(frame.data)
                 opcode, data = packet.get("op"), packet.get("d")
-                if opcode == 1:
-                    await socket.send_json({"op": 11})
-                elif opcode == 2:
+                if opcode == OP_HEARTBEAT:
+                    await socket.send_json({"op": OP_HEARTBEAT_ACK})
+                elif opcode in {OP_IDENTIFY, OP_RESUME} and session is not None:
+                    await self._close_socket(
+                        socket, CLOSE_ALREADY_AUTHENTICATED, b"Already authenticated."
+                    )
+                elif opcode == OP_IDENTIFY:
                     session = await self._identify(socket, data)
-                elif opcode == 6:
+                elif opcode == OP_RESUME:
                     session = await self._resume(socket, data)
         finally:
+            closed_by_client = socket not in self._closed_by_server
+            self._closed_by_server.discard(socket)
             if session is not None and session.socket is socket:
                 session.socket = None
+                if closed_by_client and socket.close_code in SESSION_ENDING_CLOSE_CODES:
+                    self._end_session(session)
             await self._notify()
         return socket
 
+    async def _close_socket(
+        self, socket: web.WebSocketResponse, code: int, message: bytes = b""
+    ) -> None:
+        """Close a gateway socket from Discord's side (which keeps its session resumable)."""
+        self._closed_by_server.add(socket)
+        await socket.close(code=code, message=message)
+
+    def _end_session(self, session: GatewaySession) -> None:
+        """As Discord does when the client closes with 1000/1001: the session is invalid."""
+        self._sessions.pop(session.id, None)
+        if self._sessions_by_shard.get(session.shard_id) is session:
+            del self._sessions_by_shard[session.shard_id]
+
     async def _identify(
         self, socket: web.WebSocketResponse, data: Mapping[str, Any]
-    ) -> _GatewaySession | None:
+    ) -> GatewaySession | None:
         if data.get("token") != self.token:
-            await socket.close(code=4004, message=b"Authentication failed.")
+            await self._close_socket(socket, CLOSE_AUTHENTICATION_FAILED, b"Authentication failed.")
             return None
-        session = _GatewaySession(
-            id=secrets.token_hex(16), socket=socket, intents=int(data.get("intents") or 0)
+        try:
+            shard = _parse_shard(data.get("shard"))
+        except ValueError:
+            await self._close_socket(socket, CLOSE_INVALID_SHARD, b"Invalid shard.")
+            return None
+        shard_id = None if shard is None else shard[0]
+        now = self._clock.monotonic()
+        self.identifies.append((now, shard_id))
+        if not await self._identify_allowed(socket, now, shard_id):
+            return None
+        session = GatewaySession(
+            id=secrets.token_hex(16),
+            socket=socket,
+            intents=int(data.get("intents") or 0),
+            shard=shard,
         )
+        guilds = [guild for guild in self.guilds.values() if session.serves(guild.id)]
+        session.guild_ids = tuple(guild.id for guild in guilds)
         self._sessions[session.id] = session
+        self._session_starts.append(now)
         self.identify_count += 1
         await session.dispatch("READY", self._ready_payload(session))
-        for guild in self.guilds.values():
+        for guild in guilds:
             await session.dispatch("GUILD_CREATE", self._guild_payload(guild))
-        self._active_session = session
+        self._sessions_by_shard[shard_id] = session
         await self._notify()
         return session
 
+    async def _identify_allowed(
+        self, socket: web.WebSocketResponse, now: float, shard_id: int | None
+    ) -> bool:
+        """Apply the identify rate limit: one IDENTIFY per bucket per 5 s.
+
+        A violation is recorded; when enforced, Discord answers Invalid Session (op 9), or the
+        stand-in closes the socket with ``identify_violation_close_code`` if one is set.
+        """
+        bucket = (shard_id or 0) % max(1, self.max_concurrency)
+        previous = self._last_identify_by_bucket.get(bucket)
+        if previous is None or now - previous >= IDENTIFY_WINDOW_SECONDS:
+            self._last_identify_by_bucket[bucket] = now
+            return True
+        self.identify_violations.append(IdentifyViolation(now, shard_id, bucket, previous))
+        if not self.enforce_identify_rate_limit:
+            self._last_identify_by_bucket[bucket] = now
+            return True
+        if self.identify_violation_close_code is None:
+            await socket.send_json({"op": OP_INVALID_SESSION, "d": False})
+        else:
+            await self._close_socket(socket, self.identify_violation_close_code)
+        await self._notify()
+        return False
+
     async def _resume(
         self, socket: web.WebSocketResponse, data: Mapping[str, Any]
-    ) -> _GatewaySession | None:
-        session = self._sessions.get(data.get("session_id", ""))
+    ) -> GatewaySession | None:
+        session = self._sessions.get(data.get("session_id") or "")
         if session is None or data.get("token") != self.token:
-            await socket.send_json({"op": 9, "d": False})
+            await socket.send_json({"op": OP_INVALID_SESSION, "d": False})
             return None
         last_seen = data.get("seq") or 0
         async with session.send_lock:
@@ -1318,15 +1545,17 @@ class DiscordStandIn:
                     await socket.send_str(frame)
         await session.dispatch("RESUMED", {})
         self.resume_count += 1
-        self._active_session = session
+        self._sessions_by_shard[session.shard_id] = session
         await self._notify()
         return session
 
-    def _ready_payload(self, session: _GatewaySession) -> dict[str, Any]:
-        return {
+    def _ready_payload(self, session: GatewaySession) -> dict[str, Any]:
+        """READY lists only the session's guilds, and echoes its ``shard`` when it has one."""
+        guilds = [{"id": str(guild_id), "unavailable": True} for guild_id in session.guild_ids]
+        payload: dict[str, Any] = {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(guild_id), "unavailable": True} for guild_id in self.guilds],
+            "guilds": guilds,
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -1339,6 +1568,9 @@ class DiscordStandIn:
             "auth": {},
             "user_settings": {},
         }
+        if session.shard is not None:
+            payload["shard"] = list(session.shard)
+        return payload
 
     def _guild_payload(self, guild: Guild) -> dict[str, Any]:
         joined_at = self._clock.now()
