@@ -6,9 +6,10 @@ gets its own freshly created database there, dropped afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import make_url, text
@@ -57,3 +58,17 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         assert problems == [], problems
     finally:
         await db.dispose()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Setting logging up takes over the root logger: give it back as it was."""
+    root = logging.getLogger()
+    loggers = [logging.getLogger(name) for name in ("alembic", "discord")]
+    handlers, level = root.handlers[:], root.level
+    levels = [logger.level for logger in loggers]
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for logger, saved in zip(loggers, levels, strict=True):
+        logger.setLevel(saved)

@@ -7,8 +7,9 @@ import pytest
 from bot.budget import BudgetChangeRefused, Budgets, LedgerKind
 from bot.budget_service import ACTIVE_JOBS_SHOWN, BudgetService
 from bot.db import Database
-from bot.jobs import JobState, JobStore, NewJob
+from bot.jobs import JobState, JobStore
 from tests.support.clock import FakeClock
+from tests.support.jobs import new_job
 
 GUILD = 1_100_000_000_000_000_001
 ALICE = 1_100_000_000_000_000_002
@@ -27,23 +28,10 @@ def service(database: Database, jobs: JobStore, clock: FakeClock) -> BudgetServi
 
 
 async def add_job(database: Database, jobs: JobStore, clock: FakeClock, member: int) -> str:
-    new = NewJob(
-        guild_id=GUILD,
-        channel_id=5,
-        member_id=member,
-        locale="en",
-        prompt="a cat",
-        mode="normal",
-        ratio="16:9",
-        image_urls=(),
-        progress_message_id=None,
-        interaction_token=None,
-        interaction_expires_at=None,
-        upload_limit_bytes=10 * 1024 * 1024,
-        cost=40,
-    )
     async with database.transaction() as session:
-        job = await jobs.create(session, new, next_poll_at=clock.now())
+        job = await jobs.create(
+            session, new_job(guild_id=GUILD, member_id=member), next_poll_at=clock.now()
+        )
     await clock.advance(1)
     return job.id
 

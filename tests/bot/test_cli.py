@@ -7,7 +7,6 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +18,7 @@ from bot.cli import log_startup, main
 from bot.config import Settings, settings_from_mapping
 from bot.db import Database
 from bot.logs import configure_logging
+from tests.support.jobs import new_job
 
 POSTGRES_URL = "postgresql+asyncpg://user:secret@db.example:5432/imagine"
 TOKEN = "discord-token-123"
@@ -31,18 +31,7 @@ VARIABLES = (
 )
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """configure_logging() takes over the root logger: give it back as it was."""
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in ("alembic", "discord")]
-    handlers, level = root.handlers[:], root.level
-    levels = [logger.level for logger in loggers]
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for logger, saved in zip(loggers, levels, strict=True):
-        logger.setLevel(saved)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.fixture
@@ -178,7 +167,7 @@ async def record_a_job(url: str) -> None:
     """One job with its credits reserved, as the bot records it."""
     from bot.budget import Budgets
     from bot.clock import SystemClock
-    from bot.jobs import JobStore, NewJob
+    from bot.jobs import JobStore
 
     clock = SystemClock()
     database = Database.from_url(url)
@@ -186,21 +175,7 @@ async def record_a_job(url: str) -> None:
         async with database.transaction() as session:
             job = await JobStore(clock=clock).create(
                 session,
-                NewJob(
-                    guild_id=1_100_000_000_000_000_001,
-                    channel_id=1_100_000_000_000_000_002,
-                    member_id=1_100_000_000_000_000_003,
-                    locale="en-US",
-                    prompt="a fox",
-                    mode="normal",
-                    ratio="16:9",
-                    image_urls=(),
-                    progress_message_id=None,
-                    interaction_token=None,
-                    interaction_expires_at=None,
-                    upload_limit_bytes=1024,
-                    cost=40,
-                ),
+                new_job(prompt="a fox", upload_limit_bytes=1024),
                 next_poll_at=clock.now(),
             )
             await Budgets(default_guild_credits=400, clock=clock).reserve(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -31,18 +30,7 @@ SECRETS = (TOKEN, API_KEY)
 log = logging.getLogger("bot.test_logs")
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The set-up takes over the root logger: give it back as it was."""
-    root = logging.getLogger()
-    loggers = [logging.getLogger(name) for name in ("alembic", "discord")]
-    handlers, level = root.handlers[:], root.level
-    levels = [logger.level for logger in loggers]
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for logger, saved in zip(loggers, levels, strict=True):
-        logger.setLevel(saved)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def capture(log_format: LogFormat | str, secrets=SECRETS, level="DEBUG") -> io.StringIO:

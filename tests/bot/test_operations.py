@@ -35,6 +35,7 @@ from bot.operations import (
     status_report,
 )
 from tests.support.clock import FakeClock
+from tests.support.jobs import new_job as support_new_job
 from tests.support.ledger import ledger_problems
 
 GUILD_A = 1_100_000_000_000_000_001
@@ -49,21 +50,7 @@ TODAY = datetime(2026, 1, 5, tzinfo=UTC)
 
 
 def new_job(guild_id: int, cost: int = COST) -> NewJob:
-    return NewJob(
-        guild_id=guild_id,
-        channel_id=CHANNEL,
-        member_id=MEMBER,
-        locale="en-US",
-        prompt="a fox dances in the snow",
-        mode="normal",
-        ratio="16:9",
-        image_urls=(),
-        progress_message_id=None,
-        interaction_token=None,
-        interaction_expires_at=None,
-        upload_limit_bytes=10 * 1024 * 1024,
-        cost=cost,
-    )
+    return support_new_job(guild_id=guild_id, channel_id=CHANNEL, member_id=MEMBER, cost=cost)
 
 
 @dataclass

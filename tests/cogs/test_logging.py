@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
-
-import pytest
 
 from bot.jobs import JobState
 from bot.logs import configure_logging
 from tests.cogs.conftest import API_TOKEN, BotHarness
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def test_json_lines_of_a_job_carry_its_ids(
