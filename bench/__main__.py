@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "polling": Benchmark("status requests and lateness: learned vs fixed pollers"),
     "saturation": Benchmark("throughput with the rate limit saturated"),
     "scale": Benchmark("poller tick, start-up and delivery memory on a large store"),
+    "budget": Benchmark("per-request cost of the shared rate budget vs the in-process one"),
 }
 
 

@@ -16,6 +16,7 @@ import platform
 import shlex
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,11 +94,17 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def write_results(name: str, figures: Mapping[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json``: the command, the machine and the figures."""
+def write_results(name: str, figures: Mapping[str, Any], *, module: str | None = None) -> Path:
+    """Write ``bench/results/<name>.json``: the command, the machine and the figures.
+
+    ``module`` is the benchmark's module when the file is not named after it
+    (``saturation-processes`` is written by ``bench.saturation``).
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    command = shlex.join([Path(sys.executable).name, "-m", f"bench.{name}", *sys.argv[1:]])
+    command = shlex.join(
+        [Path(sys.executable).name, "-m", f"bench.{module or name}", *sys.argv[1:]]
+    )
     payload = {"benchmark": name, "command": command, "machine": machine_info(), **figures}
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
@@ -342,13 +349,28 @@ class Loopback:
 
 @contextlib.asynccontextmanager
 async def loopback(
-    simulator_config: SimulatorConfig, *, folder: Path, guilds: int = 1, members: int = 1
+    simulator_config: SimulatorConfig,
+    *,
+    folder: Path,
+    guilds: int = 1,
+    members: int = 1,
+    shards: int | None = None,
 ) -> AsyncIterator[Loopback]:
-    """Start the stand-in and the simulator, and point discord.py at the stand-in."""
+    """Start the stand-in and the simulator, and point discord.py at the stand-in.
+
+    ``shards``: the stand-in recommends that many shards and server ``n`` is on shard
+    ``n % shards`` (for several bot processes, each running some of them).
+    """
     clock = AnchoredClock()
-    standin = DiscordStandIn(clock=clock)
+    if shards is None:
+        standin = DiscordStandIn(clock=clock)
+    else:
+        standin = DiscordStandIn(clock=clock, recommended_shards=shards, max_concurrency=1)
     member_list = [standin.add_user(f"member {i}") for i in range(members)]
-    guild_list = [standin.add_guild(f"server {i}") for i in range(guilds)]
+    guild_list = [
+        standin.add_guild(f"server {i}", shard=None if shards is None else (i % shards, shards))
+        for i in range(guilds)
+    ]
     simulator = CountingSimulator(simulator_config)
     await simulator.start()
     await standin.start()
@@ -367,3 +389,42 @@ def status_requests_per_task(simulator: Simulator) -> Counter[str]:
         for seen in simulator.requests
         if seen.method == "GET" and seen.path == "/v1/status"
     )
+
+
+# --- PostgreSQL, for several processes on one database ------------------------------------------
+
+LOCAL_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:55433/postgres"
+
+
+def postgres_admin_url(explicit: str | None = None) -> str:
+    """The server to create benchmark databases on: ``explicit``, TEST_DATABASE_URL, or local."""
+    return explicit or os.environ.get("TEST_DATABASE_URL") or LOCAL_POSTGRES_URL
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database(
+    admin_url: str, prefix: str = "imagine_bench"
+) -> AsyncIterator[str]:
+    """A freshly created, empty database on ``admin_url``'s server; dropped on the way out."""
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            async with admin.connect() as connection:
+                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+def redacted(url: str) -> str:
+    """A database URL fit for a results file (no password)."""
+    from sqlalchemy import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -12,6 +12,11 @@ than rpm / 2 jobs per minute for long. Measured:
   and learns the server's view from every answer's headers.
 
     python -m bench.saturation [--rate-limit 100] [--jobs 300] [--arrivals 75] [--quick]
+
+With ``--processes N`` (N ≥ 2) the same scenario runs twice on PostgreSQL (``--database-url``,
+else TEST_DATABASE_URL, else the local server; a fresh database each): one bot process, then N
+bot processes running shards 0…N-1 of N with the servers split across them. Full runs are
+written to ``bench/results/saturation-processes.json``.
 """
 
 from __future__ import annotations
@@ -23,10 +28,22 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.common import loopback, quiet_logging, status_requests_per_task, write_results
-from bot.app import Infrastructure
-from bot.jobs import TERMINAL_STATES, JobState
+from bench.common import (
+    API_TOKEN,
+    Loopback,
+    fresh_postgres_database,
+    loopback,
+    postgres_admin_url,
+    quiet_logging,
+    redacted,
+    status_requests_per_task,
+    write_results,
+)
+from bot.clock import SystemClock
+from bot.db import Database
+from bot.jobs import TERMINAL_STATES, JobState, JobStore
 from bot.simulator import RecordedRequest, SimulatorConfig
+from tests.support.bot_process import BotProcess
 from tests.support.discord_standin import InteractionRecord
 
 TARGET_SHARE = 0.9
@@ -63,51 +80,49 @@ def per_minute(
     return rows
 
 
-async def run(options: SaturationOptions, folder: Path) -> dict[str, object]:
-    simulator = SimulatorConfig(
-        min_seconds=0.5 * options.expected,
-        max_seconds=1.5 * options.expected,
-        rate_limit_per_minute=options.rate_limit,
-        seed=options.seed,
-    )
-    async with loopback(simulator, folder=folder, guilds=options.servers, members=50) as world:
-        records: list[InteractionRecord] = []
-
-        async def arrive() -> None:
-            for index in range(options.jobs):
-                records.append(await world.imagine(index, f"saturation {index}"))
-                await asyncio.sleep(60 / options.arrivals)
-
-        async def all_ended(store: Infrastructure) -> dict[JobState, int]:
+async def wait_all_ended(
+    options: SaturationOptions, database: Database, jobs: JobStore, started: float
+) -> dict[JobState, int]:
+    """Look at the store until every job has ended; a progress line now and then."""
+    reported = time.monotonic()
+    while True:
+        async with database.transaction() as session:
+            counts = await jobs.count_by_state(session)
+        ended = sum(counts[state] for state in TERMINAL_STATES)
+        if ended >= options.jobs:
+            return counts
+        if time.monotonic() - reported >= PROGRESS_EVERY:
             reported = time.monotonic()
-            while True:
-                async with store.database.transaction() as session:
-                    counts = await store.jobs.count_by_state(session)
-                ended = sum(counts[state] for state in TERMINAL_STATES)
-                if ended >= options.jobs:
-                    return counts
-                if time.monotonic() - reported >= PROGRESS_EVERY:
-                    reported = time.monotonic()
-                    print(
-                        f"  {reported - started:6.0f} s: {counts[JobState.DELIVERED]} delivered,"
-                        f" {ended} ended",
-                        flush=True,
-                    )
-                await asyncio.sleep(CHECK_EVERY)
+            print(
+                f"  {reported - started:6.0f} s: {counts[JobState.DELIVERED]} delivered,"
+                f" {ended} ended",
+                flush=True,
+            )
+        await asyncio.sleep(CHECK_EVERY)
 
-        async with world.imagine_bot(
-            GROK_RATE_LIMIT_PER_MINUTE=str(options.rate_limit),
-            POLL_EXPECTED_SECONDS=str(options.expected),
-        ) as app:
-            started = time.monotonic()
-            await arrive()
-            last_arrival = time.monotonic()
-            counts = await all_ended(app.services.infrastructure)
-        posted = sorted(p for record in records if (p := world.posted_at(record)) is not None)
-        timeline = per_minute(world.simulator.requests, posted, started)
-        gets = status_requests_per_task(world.simulator)
-        answers = dict(world.simulator.answers)
-        posts = world.simulator.count("POST", "/v1/generate")
+
+async def arrive(options: SaturationOptions, world: Loopback) -> list[InteractionRecord]:
+    records: list[InteractionRecord] = []
+    for index in range(options.jobs):
+        records.append(await world.imagine(index, f"saturation {index}"))
+        await asyncio.sleep(60 / options.arrivals)
+    return records
+
+
+def figures_of(
+    options: SaturationOptions,
+    world: Loopback,
+    *,
+    records: list[InteractionRecord],
+    counts: dict[JobState, int],
+    started: float,
+    last_arrival: float,
+) -> dict[str, object]:
+    posted = sorted(p for record in records if (p := world.posted_at(record)) is not None)
+    timeline = per_minute(world.simulator.requests, posted, started)
+    gets = status_requests_per_task(world.simulator)
+    answers = dict(world.simulator.answers)
+    posts = world.simulator.count("POST", "/v1/generate")
     warm_up_end = started + 1.5 * options.expected
     steady = [moment for moment in posted if warm_up_end <= moment <= last_arrival]
     window = last_arrival - warm_up_end
@@ -137,7 +152,134 @@ async def run(options: SaturationOptions, folder: Path) -> dict[str, object]:
     }
 
 
-def parse_options(argv: list[str] | None = None) -> tuple[SaturationOptions, bool]:
+def simulator_config(options: SaturationOptions) -> SimulatorConfig:
+    return SimulatorConfig(
+        min_seconds=0.5 * options.expected,
+        max_seconds=1.5 * options.expected,
+        rate_limit_per_minute=options.rate_limit,
+        seed=options.seed,
+    )
+
+
+async def run(
+    options: SaturationOptions, folder: Path, *, database_url: str | None = None
+) -> dict[str, object]:
+    """One bot, in this process; on SQLite in ``folder`` unless ``database_url`` is given."""
+    overrides = {} if database_url is None else {"DATABASE_URL": database_url}
+    async with loopback(
+        simulator_config(options), folder=folder, guilds=options.servers, members=50
+    ) as world:
+        async with world.imagine_bot(
+            GROK_RATE_LIMIT_PER_MINUTE=str(options.rate_limit),
+            POLL_EXPECTED_SECONDS=str(options.expected),
+            **overrides,
+        ) as app:
+            infrastructure = app.services.infrastructure
+            started = time.monotonic()
+            records = await arrive(options, world)
+            last_arrival = time.monotonic()
+            counts = await wait_all_ended(
+                options, infrastructure.database, infrastructure.jobs, started
+            )
+        return figures_of(
+            options,
+            world,
+            records=records,
+            counts=counts,
+            started=started,
+            last_arrival=last_arrival,
+        )
+
+
+async def run_processes(
+    options: SaturationOptions, folder: Path, *, database_url: str, processes: int
+) -> dict[str, object]:
+    """``processes`` bot processes, shard ``n`` of ``processes`` each, on one PostgreSQL database.
+
+    Servers are split across the shards (server ``n`` on shard ``n % processes``); the stand-in
+    and the simulator run in this process, as for one bot.
+    """
+    async with loopback(
+        simulator_config(options),
+        folder=folder,
+        guilds=options.servers,
+        members=50,
+        shards=processes,
+    ) as world:
+        settings = {
+            "DISCORD_TOKEN": world.standin.token,
+            "GROK_API_TOKEN": API_TOKEN,
+            "GROK_API_BASE_URL": world.simulator.url,
+            "DATABASE_URL": database_url,
+            "DEFAULT_GUILD_CREDITS": "100000",
+            "LOG_LEVEL": "WARNING",
+            "GROK_RATE_LIMIT_PER_MINUTE": str(options.rate_limit),
+            "POLL_EXPECTED_SECONDS": str(options.expected),
+            "SHARD_COUNT": str(processes),
+        }
+        bots: list[BotProcess] = []
+        database = Database.from_url(database_url)
+        try:
+            bots = list(
+                await asyncio.gather(
+                    *(
+                        BotProcess.start(
+                            api_base=world.standin.api_base,
+                            gateway=world.standin.gateway_url,
+                            settings=settings | {"SHARD_IDS": str(shard)},
+                        )
+                        for shard in range(processes)
+                    )
+                )
+            )
+            started = time.monotonic()
+            records = await arrive(options, world)
+            last_arrival = time.monotonic()
+            counts = await wait_all_ended(options, database, JobStore(clock=SystemClock()), started)
+        finally:
+            for bot in bots:
+                await bot.stop()
+            await database.dispose()
+        figures = figures_of(
+            options,
+            world,
+            records=records,
+            counts=counts,
+            started=started,
+            last_arrival=last_arrival,
+        )
+    return {"processes": processes, **figures}
+
+
+async def compare_processes(
+    options: SaturationOptions, folder: Path, *, admin_url: str, processes: int
+) -> dict[str, object]:
+    """One process, then ``processes`` processes, each on a fresh PostgreSQL database."""
+    async with fresh_postgres_database(admin_url, "imagine_bench_sat1") as url:
+        print("one process on PostgreSQL…", flush=True)
+        one = await run(options, folder / "one", database_url=url)
+    async with fresh_postgres_database(admin_url, "imagine_bench_satn") as url:
+        print(f"{processes} processes on PostgreSQL…", flush=True)
+        several = await run_processes(
+            options, folder / "several", database_url=url, processes=processes
+        )
+    several_target = several["target"]
+    assert isinstance(several_target, dict)
+    return {
+        "database": redacted(admin_url),
+        "processes": processes,
+        "one_process": {"processes": 1, **one},
+        "several_processes": several,
+        "target": {
+            f"{processes}_processes_steady_at_least_90pct_of_max": several_target[
+                "steady_at_least_90pct_of_max"
+            ],
+            f"{processes}_processes_no_429": several_target["no_429"],
+        },
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = SaturationOptions()
     parser = argparse.ArgumentParser(prog="python -m bench.saturation", description=__doc__)
     parser.add_argument("--rate-limit", type=int, default=defaults.rate_limit)
@@ -149,7 +291,21 @@ def parse_options(argv: list[str] | None = None) -> tuple[SaturationOptions, boo
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1-second jobs, a dozen, not saved"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="bot processes on one PostgreSQL database (compared with one process there)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server for --processes (default: TEST_DATABASE_URL or the local one)",
+    )
+    return parser.parse_args(argv)
+
+
+def options_from(args: argparse.Namespace) -> tuple[SaturationOptions, bool]:
     if args.quick:
         return SaturationOptions(rate_limit=600, jobs=12, arrivals=600, expected=1.0), True
     options = SaturationOptions(
@@ -163,13 +319,45 @@ def parse_options(argv: list[str] | None = None) -> tuple[SaturationOptions, boo
     return options, False
 
 
+def parse_options(argv: list[str] | None = None) -> tuple[SaturationOptions, bool]:
+    return options_from(parse_args(argv))
+
+
+def print_figures(figures: dict[str, object]) -> None:
+    for key in ("steady_per_minute", "steady_share_of_max", "overall_per_minute", "answers_429"):
+        print(f"{key}: {figures[key]}")
+
+
+def main_processes(args: argparse.Namespace) -> None:
+    options, quick = options_from(args)
+    if args.processes < 2:
+        raise SystemExit("--processes must be at least 2 (one process is the plain run)")
+    quiet_logging()
+    admin_url = postgres_admin_url(args.database_url)
+    with tempfile.TemporaryDirectory(prefix="bench-saturation-") as folder:
+        figures = asyncio.run(
+            compare_processes(options, Path(folder), admin_url=admin_url, processes=args.processes)
+        )
+    for label in ("one_process", "several_processes"):
+        part = figures[label]
+        assert isinstance(part, dict)
+        print(f"{label.replace('_', ' ')} ({part['processes']}):")
+        print_figures(part)
+    print("targets:", figures["target"])
+    if not quick:
+        print("written to", write_results("saturation-processes", figures, module="saturation"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    options, quick = parse_options(argv)
+    args = parse_args(argv)
+    if args.processes != 1:
+        main_processes(args)
+        return
+    options, quick = options_from(args)
     quiet_logging()
     with tempfile.TemporaryDirectory(prefix="bench-saturation-") as folder:
         figures = asyncio.run(run(options, Path(folder)))
-    for key in ("steady_per_minute", "steady_share_of_max", "overall_per_minute", "answers_429"):
-        print(f"{key}: {figures[key]}")
+    print_figures(figures)
     timeline = figures["per_minute"]
     assert isinstance(timeline, list)
     for row in timeline:

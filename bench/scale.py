@@ -11,18 +11,27 @@
    bot's VmHWM counts only the bot.
 
     python -m bench.scale [--pending 10000] [--due 5] [--video-mb 10,100] [--quick]
+
+With ``--processes N`` (N ≥ 2) only the ticks, on PostgreSQL (``--database-url``, else
+TEST_DATABASE_URL, else the local server; a fresh database each): N sets of services, each
+with its own poller, as N processes would run them, tick at once in each interval; the
+simulator's status requests are counted per task in every interval (no job may be polled twice
+in one), with ``--pending`` and 100 running jobs and ``--due`` due ones, then ``--contended``
+due ones. Full runs are written to ``bench/results/scale-processes.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -37,12 +46,15 @@ from sqlmodel import col
 
 from bench.common import (
     API_TOKEN,
+    fresh_postgres_database,
     headless_services,
     imagine_bot,
     loopback,
     memory_of,
     mib,
+    postgres_admin_url,
     quiet_logging,
+    redacted,
     wait_for_poller_steps,
     write_results,
 )
@@ -219,6 +231,174 @@ async def measure_ticks(pending: int, options: ScaleOptions, database: Path) -> 
     )
 
 
+# --- several processes: two pollers on one PostgreSQL database -----------------------------------
+
+CONTENDED_ROUNDS = 20
+
+
+def poller_settings(database_url: str, api_base: str, shard: int, processes: int) -> Settings:
+    """The settings of process ``shard`` of ``processes`` on one PostgreSQL database."""
+    return bench_settings(
+        Path("unused"),
+        api_base,
+        DATABASE_URL=database_url,
+        SHARD_COUNT=str(processes),
+        SHARD_IDS=str(shard),
+    )
+
+
+async def make_due(services: Services, due_ids: list[str]) -> None:
+    infrastructure = services.infrastructure
+    async with infrastructure.database.transaction() as session:
+        await session.exec(
+            update(Job)
+            .where(col(Job.id).in_(due_ids))
+            .values(next_poll_at=infrastructure.clock.now() - timedelta(seconds=1))
+        )
+
+
+@dataclass(frozen=True)
+class IntervalFigures:
+    """One interval: the due jobs made due, then every poller's tick at once and their steps."""
+
+    seconds: float
+    claimed: tuple[int, ...]  # per poller
+    polled_jobs: int  # distinct tasks asked about
+    status_requests: int
+    most_requests_for_one_job: int
+
+
+async def concurrent_interval(
+    simulator: Simulator, all_services: Sequence[Services], due_ids: list[str]
+) -> IntervalFigures:
+    await make_due(all_services[0], due_ids)
+    seen_before = len(simulator.requests)
+    started = time.perf_counter()
+    claimed = await asyncio.gather(*(services.poller.tick() for services in all_services))
+    await wait_for_poller_steps()  # every poller's steps run in this loop
+    seconds = time.perf_counter() - started
+    per_task = status_requests_per_task(simulator, since=seen_before)
+    return IntervalFigures(
+        seconds=seconds,
+        claimed=tuple(claimed),
+        polled_jobs=len(per_task),
+        status_requests=sum(per_task.values()),
+        most_requests_for_one_job=max(per_task.values(), default=0),
+    )
+
+
+@dataclass(frozen=True)
+class ProcessTickFigures:
+    pending: int
+    due: int
+    processes: int
+    tick_ms_median: float  # the pollers' ticks at once, with their steps (status requests)
+    tick_ms_max: float
+    intervals: int
+    jobs_polled_twice_in_an_interval: int
+    jobs_not_polled_in_an_interval: int
+    most_requests_for_one_job_in_an_interval: int
+    claimed_per_poller: tuple[int, ...]  # summed over the timed intervals
+
+
+def status_requests_per_task(simulator: Simulator, *, since: int = 0) -> Counter[str]:
+    """``GET /v1/status`` requests per task among the simulator's requests from ``since`` on."""
+    return Counter(
+        seen.query.get("task_id", "")
+        for seen in simulator.requests[since:]
+        if seen.method == "GET" and seen.path == "/v1/status"
+    )
+
+
+async def measure_process_ticks(
+    pending: int, due: int, options: ScaleOptions, *, admin_url: str, processes: int
+) -> ProcessTickFigures:
+    """``processes`` pollers (one set of services each) on a fresh PostgreSQL database."""
+    simulator = Simulator(
+        SimulatorConfig(min_seconds=3600, max_seconds=7200, rate_limit_per_minute=5000)
+    )
+    api_base = await simulator.start()
+    try:
+        async with (
+            fresh_postgres_database(admin_url, "imagine_bench_scale") as url,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            all_services = [
+                # One after the other: the first migrates the fresh database.
+                await stack.enter_async_context(
+                    headless_services(poller_settings(url, api_base, shard, processes))
+                )
+                for shard in range(processes)
+            ]
+            first = all_services[0]
+            await fill_store(first, pending, options.delivered)
+            due_ids = await add_due_jobs(first, due)
+            for _ in range(3):  # warm caches and connections
+                await concurrent_interval(simulator, all_services, due_ids)
+            intervals = [
+                await concurrent_interval(simulator, all_services, due_ids)
+                for _ in range(TICK_REPEATS)
+            ]
+    finally:
+        await simulator.close()
+    timings = [interval.seconds for interval in intervals]
+    return ProcessTickFigures(
+        pending=pending,
+        due=due,
+        processes=processes,
+        tick_ms_median=statistics.median(timings) * 1000,
+        tick_ms_max=max(timings) * 1000,
+        intervals=len(intervals),
+        jobs_polled_twice_in_an_interval=sum(
+            interval.status_requests - interval.polled_jobs for interval in intervals
+        ),
+        jobs_not_polled_in_an_interval=sum(due - interval.polled_jobs for interval in intervals),
+        most_requests_for_one_job_in_an_interval=max(
+            interval.most_requests_for_one_job for interval in intervals
+        ),
+        claimed_per_poller=tuple(
+            sum(interval.claimed[n] for interval in intervals) for n in range(processes)
+        ),
+    )
+
+
+async def run_processes(
+    options: ScaleOptions, *, admin_url: str, processes: int, contended: int
+) -> dict[str, object]:
+    """Tick cost of ``processes`` pollers at once with a small and a large store, ``options.due``
+    due jobs; then ``contended`` due jobs in the large store, to look for jobs polled twice."""
+    rows = []
+    for pending, due in (
+        (options.small, options.due),
+        (options.pending, options.due),
+        (options.pending, contended),
+    ):
+        rows.append(
+            await measure_process_ticks(
+                pending, due, options, admin_url=admin_url, processes=processes
+            )
+        )
+        print(rows[-1], flush=True)
+    small, large = rows[0], rows[1]
+    return {
+        "options": asdict(options),
+        "database": redacted(admin_url),
+        "processes": processes,
+        "tick_repeats": TICK_REPEATS,
+        "ticks": [asdict(row) for row in rows],
+        "target": {
+            "tick_cost_independent_of_store_size": large.tick_ms_median
+            < 1.5 * small.tick_ms_median,
+            "no_job_polled_twice_in_an_interval": all(
+                row.most_requests_for_one_job_in_an_interval <= 1 for row in rows
+            ),
+            "every_due_job_polled_each_interval": all(
+                row.jobs_not_polled_in_an_interval == 0 for row in rows
+            ),
+        },
+    }
+
+
 # --- a fresh process: start-up, and the bot for the video deliveries -----------------------------
 
 
@@ -365,9 +545,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # Child processes this module starts: a fresh start-up, and the bot for the deliveries.
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bot-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="pollers of that many processes on one PostgreSQL database: ticks only",
+    )
+    parser.add_argument(
+        "--contended", type=int, default=100, help="due jobs in the look for double polls"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server for --processes (default: TEST_DATABASE_URL or the local one)",
+    )
     for name in ("--api-base", "--gateway", "--simulator", "--token", "--database"):
         parser.add_argument(name, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def main_processes(args: argparse.Namespace) -> None:
+    if args.processes < 2:
+        raise SystemExit("--processes must be at least 2")
+    if args.quick:
+        options, contended = ScaleOptions(pending=300, small=30, due=2, delivered=50), 20
+    else:
+        options = ScaleOptions(pending=args.pending, due=args.due, delivered=args.delivered)
+        contended = args.contended
+    figures = asyncio.run(
+        run_processes(
+            options,
+            admin_url=postgres_admin_url(args.database_url),
+            processes=args.processes,
+            contended=contended,
+        )
+    )
+    print("targets:", figures["target"])
+    if not args.quick:
+        print("written to", write_results("scale-processes", figures, module="scale"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -378,6 +593,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.bot_child:
         asyncio.run(bot_child(args))
+        return
+    if args.processes != 1:
+        main_processes(args)
         return
     if args.quick:
         options = ScaleOptions(pending=300, small=30, due=2, delivered=50, video_mb=(1, 2))

@@ -6,6 +6,7 @@ results and the outcomes that do not depend on speed (every job delivered, no 42
 
 from __future__ import annotations
 
+import os
 import pkgutil
 import subprocess
 import sys
@@ -15,11 +16,11 @@ import pytest
 
 import bench
 import bench.__main__ as runner
-from bench import ack, polling, saturation, scale
+from bench import ack, budget, polling, saturation, scale
 from bench.common import percentile, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["ack", "polling", "saturation", "scale"]
+NAMES = ["ack", "polling", "saturation", "scale", "budget"]
 
 
 def test_python_m_bench_help_lists_every_benchmark() -> None:
@@ -52,6 +53,7 @@ def test_runner_plans_full_quick_and_named_runs() -> None:
         ("polling", []),
         ("saturation", []),
         ("scale", []),
+        ("budget", []),
     ]
     assert runner.plan(["--quick"]) == [(name, ["--quick"]) for name in NAMES]
     assert runner.plan(["scale", "ack", "--quick"]) == [
@@ -119,6 +121,70 @@ async def test_polling_compares_learned_and_fixed_pollers(tmp_path: Path) -> Non
     assert all(row["jobs"] == 3 and row["gets_per_job"] >= 1 for row in pollers)
 
 
+async def test_polling_cold_compares_cold_and_warm_learned_pollers(tmp_path: Path) -> None:
+    options = polling.PollingOptions(
+        expected=0.6,
+        prior=1.0,
+        learn=2,
+        jobs=3,
+        spacing=0.05,
+        fixed=(),
+        servers=2,
+        cold=True,
+        cold_jobs=2,
+    )
+
+    figures = await polling.run(options, tmp_path)
+
+    pollers = figures["pollers"]
+    assert isinstance(pollers, list)
+    assert [(row["poller"], row["jobs"]) for row in pollers] == [
+        ("learned-cold", 2),
+        ("learned", 3),
+    ]
+    comparison = figures["cold_vs_warm"]
+    assert isinstance(comparison, dict)
+    assert comparison["cold_ratio"] == pollers[0]["ratio"]
+    assert comparison["warm_ratio"] == pollers[1]["ratio"]
+    assert "cold_ratio_at_most_0.9" in figures["target"]  # type: ignore[operator]
+
+
+def test_polling_cold_option_parses() -> None:
+    options, quick = polling.parse_options(["--cold", "--cold-jobs", "7"])
+
+    assert (options.cold, options.cold_jobs, options.fixed, quick) == (True, 7, (), False)
+    assert polling.parse_options([])[0].fixed == polling.PollingOptions().fixed
+
+
+async def test_budget_measures_in_process_and_sqlite(tmp_path: Path) -> None:
+    options = budget.BudgetOptions(requests=20, warmup=2, postgres=None)
+
+    figures = await budget.run(options, tmp_path)
+
+    rows = figures["budgets"]
+    assert isinstance(rows, list)
+    assert [(row["budget"], row["n"]) for row in rows] == [
+        ("in-process", 20),
+        ("shared-sqlite", 20),
+    ]
+    assert all(0 < row["p50_us"] <= row["p99_us"] for row in rows)
+
+
+@pytest.mark.postgres
+async def test_budget_measures_postgresql_on_a_fresh_database(tmp_path: Path) -> None:
+    admin_url = os.environ.get("TEST_DATABASE_URL")
+    if not admin_url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    options = budget.BudgetOptions(requests=20, warmup=2, postgres=admin_url)
+
+    figures = await budget.run(options, tmp_path)
+
+    rows = figures["budgets"]
+    assert isinstance(rows, list)
+    assert [row["budget"] for row in rows] == ["in-process", "shared-sqlite", "shared-postgresql"]
+    assert rows[-1]["n"] == 20
+
+
 async def test_saturation_delivers_every_job(tmp_path: Path) -> None:
     options = saturation.SaturationOptions(
         rate_limit=600, jobs=8, arrivals=1200, expected=0.5, servers=2
@@ -141,3 +207,56 @@ async def test_scale_measures_ticks_startup_and_deliveries(tmp_path: Path) -> No
     assert isinstance(deliveries, list)
     assert [row["pending"] for row in ticks] == [10, 40]
     assert deliveries[0]["uploaded_mib"] == 1.0
+
+
+# --- several processes on one PostgreSQL database (skipped without TEST_DATABASE_URL) ------------
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
+)
+
+
+@needs_postgres
+@pytest.mark.postgres
+async def test_saturation_compares_one_and_two_processes_on_postgres(tmp_path: Path) -> None:
+    options = saturation.SaturationOptions(
+        rate_limit=600, jobs=8, arrivals=1200, expected=0.5, servers=2
+    )
+
+    figures = await saturation.compare_processes(
+        options, tmp_path, admin_url=os.environ["TEST_DATABASE_URL"], processes=2
+    )
+
+    for label, processes in (("one_process", 1), ("several_processes", 2)):
+        part = figures[label]
+        assert isinstance(part, dict)
+        assert part["processes"] == processes
+        assert part["delivered"] == 8
+        assert part["answers_429"] == 0
+        assert part["posts"] == 8
+
+
+@needs_postgres
+@pytest.mark.postgres
+async def test_scale_two_pollers_never_poll_a_job_twice_in_an_interval() -> None:
+    options = scale.ScaleOptions(pending=40, small=10, due=3, delivered=5, video_mb=(1,))
+
+    figures = await scale.run_processes(
+        options, admin_url=os.environ["TEST_DATABASE_URL"], processes=2, contended=12
+    )
+
+    ticks = figures["ticks"]
+    assert isinstance(ticks, list)
+    assert [(row["pending"], row["due"]) for row in ticks] == [(10, 3), (40, 3), (40, 12)]
+    for row in ticks:
+        assert row["most_requests_for_one_job_in_an_interval"] == 1
+        assert row["jobs_polled_twice_in_an_interval"] == 0
+        assert row["jobs_not_polled_in_an_interval"] == 0
+        assert sum(row["claimed_per_poller"]) == row["due"] * row["intervals"]
+
+
+def test_processes_options_parse() -> None:
+    args = saturation.parse_args(["--processes", "2", "--database-url", "postgresql://x/y"])
+    assert (args.processes, args.database_url) == (2, "postgresql://x/y")
+    assert saturation.parse_options([]) == (saturation.SaturationOptions(), False)
+    assert scale.parse_args(["--processes", "2"]).processes == 2
