@@ -23,16 +23,13 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import make_url
 
-from bench.common import quiet_logging, summarize, write_results
+from bench.common import fresh_postgres_database, quiet_logging, summarize, write_results
 from bot.clock import SystemClock
 from bot.db import Database
 from bot.ratelimit import RateLimiter
@@ -89,23 +86,6 @@ async def measure_shared(url: str, options: BudgetOptions) -> list[float]:
         await database.dispose()
 
 
-@asynccontextmanager
-async def fresh_postgres(admin_url: str) -> AsyncIterator[str]:
-    """A new, empty database on the server of ``admin_url``, dropped afterwards."""
-    name = f"imagine_bench_{uuid.uuid4().hex[:16]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
 @dataclass(frozen=True)
 class BudgetRow:
     budget: str
@@ -135,7 +115,7 @@ async def run(options: BudgetOptions, folder: Path) -> dict[str, object]:
     rows.append(BudgetRow.of("shared-sqlite", await measure_shared(sqlite_url, options)))
     print_row(rows[-1])
     if options.postgres:
-        async with fresh_postgres(options.postgres) as url:
+        async with fresh_postgres_database(options.postgres) as url:
             rows.append(BudgetRow.of("shared-postgresql", await measure_shared(url, options)))
         print_row(rows[-1])
     base = rows[0].p50_us
