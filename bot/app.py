@@ -56,7 +56,6 @@ class Infrastructure:
     http: aiohttp.ClientSession
     database: Database
     api: GrokClient
-    api_base_url: str
     limiter: RateLimiter
     fetcher: VideoFetcher
     messages: Messages
@@ -179,7 +178,6 @@ async def open_infrastructure(
             observer=observe_api,
             shared_budget=shared_budget,
         ),
-        api_base_url=base_url,
         limiter=limiter,
         # Videos come over https; plain http only from the API's own configured origin (a
         # local simulator or a proxy the operator chose).

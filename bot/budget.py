@@ -280,7 +280,7 @@ class Budgets:
         guild_id: int,
         *,
         credits: int | None = None,  # noqa: A002  (the name the admin command uses)
-        period: Period | None,
+        period: Period | str | None,  # a str is checked here: unknown ones are refused
         member_cap: int | None,
         clear_member_cap: bool = False,
         actor_id: int,

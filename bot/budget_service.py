@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.budget import BudgetChangeRefused, Budgets, BudgetView, Period
+from bot.budget import Budgets, BudgetView
 from bot.db import Database
 from bot.jobs import JobStore
 from bot.models import Job, LedgerEntry
@@ -64,13 +64,12 @@ class BudgetService:
         may_raise: bool,
     ) -> BudgetView:
         """``/budget set``: replace this period's budget; ``per_member`` 0 removes the cap."""
-        chosen_period = _parse_period(period)
         async with self._database.transaction() as session:
             return await self._budgets.set_budget(
                 session,
                 guild_id,
                 credits=credits,
-                period=chosen_period,
+                period=period,
                 member_cap=per_member or None,
                 clear_member_cap=per_member == 0,
                 actor_id=actor_id,
@@ -101,13 +100,3 @@ class BudgetService:
     async def usage(self, guild_id: int) -> list[tuple[int, int]]:
         async with self._database.transaction() as session:
             return await self._budgets.usage(session, guild_id)
-
-
-def _parse_period(value: str | None) -> Period | None:
-    """The chosen period; Discord offers only the choices, but the bot does not rely on it."""
-    if value is None:
-        return None
-    try:
-        return Period(value)
-    except ValueError:
-        raise BudgetChangeRefused("unknown_period") from None

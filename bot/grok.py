@@ -357,7 +357,13 @@ class GrokClient:
         if status == 429:
             blocked = timedelta(seconds=self._limiter.blocked_for())
             await self._shared.block_until(self._clock.now() + blocked)
-        elif remaining is not None and remaining.strip().isdigit():
+        # Only an answer saying fewer remain than the bucket can hold may lower it: the usual
+        # answer needs no round trip to the database. (``per_minute`` is the bucket's size.)
+        elif (
+            remaining is not None
+            and remaining.strip().isdigit()
+            and int(remaining) < self._shared.per_minute
+        ):
             await self._shared.correct(int(remaining))
 
     async def _back_off(self, attempt: int) -> None:

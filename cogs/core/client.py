@@ -70,11 +70,14 @@ class ImagineBot(commands.AutoShardedBot):
         self._sync_commands = sync_commands and settings.syncs_commands
         self._identify_turns = identify_turns
         self._identify_buckets = 1
+        self._shares_gateway = settings.shares_gateway
 
     async def setup_hook(self) -> None:
-        # Discord's session start limit: how many shards may IDENTIFY per 5 s, bot-wide.
-        _shards, _url, limits = await self.http.get_bot_gateway()
-        self._identify_buckets = max(1, int(limits["max_concurrency"]))
+        if self._shares_gateway:
+            # How many shards may IDENTIFY per 5 s, bot-wide: only several processes need it
+            # (one process spaces its own shards); discord.py asks for the rest itself.
+            _shards, _url, limits = await self.http.get_bot_gateway()
+            self._identify_buckets = max(1, int(limits["max_concurrency"]))
         await self.tree.set_translator(self._translator)
         if self._sync_commands:
             await self.sync_commands()

@@ -112,7 +112,10 @@ class DiscordNotifier:
         await self._tokens.forget(job.id)
 
     async def _edit_progress_message(self, job: Job, embed: discord.Embed) -> bool:
-        """Replace the job's progress message with ``embed``; False when it can't be edited."""
+        """Replace the job's progress message with ``embed``; False (logged) when it can't be.
+
+        Showing progress is a courtesy: a display that fails never holds up the job.
+        """
         webhook = self._interaction_webhook(job)
         if webhook is not None:
             try:
@@ -121,7 +124,7 @@ class DiscordNotifier:
                 )
             except discord.HTTPException as error:
                 if not _token_is_gone(error):
-                    raise
+                    return self._not_edited(job, error)
                 await self._forget_token(job, error)
             else:
                 return True
@@ -132,15 +135,14 @@ class DiscordNotifier:
         )
         try:
             await message.edit(content=None, embed=embed, allowed_mentions=NO_PINGS)
-        except (discord.NotFound, discord.Forbidden) as error:
-            log.info(
-                "progress message of job %s can't be edited: %s",
-                job.id,
-                error,
-                extra=job_fields(job),
-            )
-            return False
+        except discord.HTTPException as error:
+            return self._not_edited(job, error)
         return True
+
+    @staticmethod
+    def _not_edited(job: Job, error: discord.HTTPException) -> bool:
+        log.info("progress message of job %s not edited: %s", job.id, error, extra=job_fields(job))
+        return False
 
     @contextlib.asynccontextmanager
     async def _displaying(self, job: Job, *, final: bool) -> AsyncIterator[bool]:
@@ -176,13 +178,7 @@ class DiscordNotifier:
         async with self._displaying(job, final=False) as current:
             if not current:
                 return
-            try:
-                await self._edit_progress_message(job, embed)
-            except discord.HTTPException as error:
-                # Progress is a courtesy: a display that fails never holds up the job.
-                log.warning(
-                    "progress of job %s not shown: %s", job.id, error, extra=job_fields(job)
-                )
+            await self._edit_progress_message(job, embed)
 
     async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
         embed = failure_embed(
@@ -194,16 +190,8 @@ class DiscordNotifier:
             timeout_minutes=self._options.job_timeout_minutes,
         )
         async with self._displaying(job, final=True):
-            try:
-                if await self._edit_progress_message(job, embed):
-                    return
-            except discord.HTTPException as error:
-                log.info(
-                    "progress message of job %s not edited: %s",
-                    job.id,
-                    error,
-                    extra=job_fields(job),
-                )
+            if await self._edit_progress_message(job, embed):
+                return
             # No progress message to turn into the notice: a new one, pinging the member.
             channel = await self._channel(job.channel_id)
             await channel.send(
@@ -297,15 +285,7 @@ class DiscordNotifier:
 
     async def _mark_progress_done(self, job: Job, language: str) -> None:
         embed = discord.Embed(description=self.messages.text(language, "imagine.done.progress"))
-        try:
-            await self._edit_progress_message(job, embed)
-        except discord.HTTPException as error:
-            log.info(
-                "progress message of job %s not marked done: %s",
-                job.id,
-                error,
-                extra=job_fields(job),
-            )
+        await self._edit_progress_message(job, embed)
 
     async def _channel(self, channel_id: int) -> discord.abc.Messageable:
         channel = self.bot.get_channel(channel_id) or await self.bot.fetch_channel(channel_id)
