@@ -10,7 +10,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -20,15 +20,23 @@ from discord.ext import commands
 
 from tests.support.clock import FakeClock
 from tests.support.discord_standin import (
+    COMMAND_MESSAGE,
     DiscordStandIn,
     Guild,
     IdentifyViolation,
     InteractionRecord,
     User,
 )
+from tests.support.discord_standin.validation import (
+    InvalidField,
+    modal_submission,
+    validate_modal,
+)
 
 WAIT_LIMIT_SECONDS = 10.0
 TOKEN = "test-token"  # the stand-in's default
+GLOBAL_COMMANDS = {"ping", "upload", "slow", "feedback", "broken", "Animate Image"}
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +45,9 @@ class Observed:
 
     errors: asyncio.Queue[discord.HTTPException] = field(default_factory=asyncio.Queue)
     release_slow: asyncio.Event = field(default_factory=asyncio.Event)
+    # Messages message commands were used on, and what modals were submitted with.
+    targets: asyncio.Queue[discord.Message] = field(default_factory=asyncio.Queue)
+    submissions: asyncio.Queue[tuple[str, list[str]]] = field(default_factory=asyncio.Queue)
 
 
 class VoteButton(
@@ -109,6 +120,131 @@ async def sub(interaction: discord.Interaction[StandInBot], value: int) -> None:
     await interaction.response.send_message(f"doubled: {value * 2}")
 
 
+class AnimateModal(discord.ui.Modal, title="Animate this image"):
+    """The current shape: Labels around a Text Input and a String Select."""
+
+    prompt = discord.ui.Label(
+        text="Prompt",
+        description="What should happen in the video?",
+        component=discord.ui.TextInput(
+            custom_id="prompt", style=discord.TextStyle.paragraph, max_length=200
+        ),
+    )
+    seconds = discord.ui.Label(
+        text="Length",
+        component=discord.ui.Select(
+            custom_id="seconds",
+            options=[
+                discord.SelectOption(label="6 seconds", value="6", default=True),
+                discord.SelectOption(label="10 seconds", value="10"),
+            ],
+        ),
+    )
+
+    async def on_submit(self, interaction: discord.Interaction[StandInBot]) -> None:
+        prompt, seconds = self.prompt.component, self.seconds.component
+        assert isinstance(prompt, discord.ui.TextInput)
+        assert isinstance(seconds, discord.ui.Select)
+        await interaction.client.observed.submissions.put((prompt.value, seconds.values))
+        await interaction.response.send_message(
+            f"animating for {seconds.values[0]} s: {prompt.value}", ephemeral=True
+        )
+
+
+@app_commands.context_menu(name="Animate Image")
+async def animate_image(
+    interaction: discord.Interaction[StandInBot], message: discord.Message
+) -> None:
+    await interaction.client.observed.targets.put(message)
+    await interaction.response.send_modal(AnimateModal())
+
+
+class FeedbackModal(discord.ui.Modal, title="Feedback"):
+    """The legacy shape: a labelled Text Input, which discord.py puts in an Action Row.
+
+    Its submit tries the answers Discord refuses for a modal opened by a command (an update of
+    the message, another modal), then answers with a message.
+    """
+
+    answer = discord.ui.TextInput(label="Your feedback", custom_id="answer", min_length=2)
+
+    async def on_submit(self, interaction: discord.Interaction[StandInBot]) -> None:
+        observed = interaction.client.observed
+        await observed.submissions.put((self.answer.value, []))
+        for refused in (
+            interaction.response.edit_message(content="no message to update"),
+            interaction.response.send_modal(FeedbackModal()),
+        ):
+            try:
+                await refused
+            except discord.HTTPException as error:
+                await observed.errors.put(error)
+        await interaction.response.send_message("thanks", ephemeral=True)
+
+
+@app_commands.command(name="feedback", description="Asks for feedback in a modal.")
+async def feedback(interaction: discord.Interaction[StandInBot]) -> None:
+    await interaction.response.send_modal(FeedbackModal())
+
+
+class SixInputs(discord.ui.Modal, title="Six inputs"):
+    """One component more than a modal holds (discord.py checks only ``add_item``)."""
+
+    first = discord.ui.TextInput(label="1")
+    second = discord.ui.TextInput(label="2")
+    third = discord.ui.TextInput(label="3")
+    fourth = discord.ui.TextInput(label="4")
+    fifth = discord.ui.TextInput(label="5")
+    sixth = discord.ui.TextInput(label="6")
+
+
+def _labelled_input(title: str, text_input: discord.ui.TextInput) -> discord.ui.Modal:
+    return discord.ui.Modal(title=title).add_item(
+        discord.ui.Label(text="Name", component=text_input)
+    )
+
+
+INVALID_MODALS: dict[str, Callable[[], discord.ui.Modal]] = {
+    "long title": lambda: _labelled_input("t" * 46, discord.ui.TextInput(custom_id="name")),
+    "six components": SixInputs,
+    "value too long": lambda: _labelled_input(
+        "Too long", discord.ui.TextInput(custom_id="name", default="x" * 20, max_length=10)
+    ),
+}
+
+
+@app_commands.command(name="broken", description="Sends a modal Discord refuses.")
+async def broken(interaction: discord.Interaction[StandInBot], kind: str) -> None:
+    try:
+        await interaction.response.send_modal(INVALID_MODALS[kind]())
+    except discord.HTTPException as error:
+        await interaction.client.observed.errors.put(error)
+    await interaction.response.send_message("the modal was refused", ephemeral=True)
+
+
+class RenameModal(discord.ui.Modal, title="Rename"):
+    notice = discord.ui.TextDisplay("The new text replaces the message's.")
+    text = discord.ui.Label(text="New text", component=discord.ui.TextInput(custom_id="text"))
+
+    async def on_submit(self, interaction: discord.Interaction[StandInBot]) -> None:
+        assert isinstance(self.text.component, discord.ui.TextInput)
+        await interaction.response.edit_message(content=self.text.component.value, view=None)
+
+
+class RenameView(discord.ui.View):
+    """A button that opens a modal pre-filled with the message's text."""
+
+    @discord.ui.button(label="Rename", custom_id="rename")
+    async def rename(
+        self, interaction: discord.Interaction[StandInBot], button: discord.ui.Button[RenameView]
+    ) -> None:
+        modal = RenameModal()
+        assert isinstance(modal.text.component, discord.ui.TextInput)
+        assert interaction.message is not None
+        modal.text.component.default = interaction.message.content
+        await interaction.response.send_modal(modal)
+
+
 class StandInBot(commands.Bot):
     def __init__(self, observed: Observed, guild_id: int) -> None:
         super().__init__(
@@ -118,7 +254,7 @@ class StandInBot(commands.Bot):
         )
         self.observed = observed
         self.home_guild = discord.Object(guild_id)
-        for command in (ping, upload, slow):
+        for command in (ping, upload, slow, feedback, broken, animate_image):
             self.tree.add_command(command)
         self.tree.add_command(group, guild=self.home_guild)
 
@@ -159,8 +295,12 @@ class Harness:
         return await self.standin.wait_until_acked(record)
 
     async def next_bot_error(self) -> discord.HTTPException:
+        return await self.next_from(self.observed.errors)
+
+    @staticmethod
+    async def next_from(queue: asyncio.Queue[T]) -> T:
         async with asyncio.timeout(WAIT_LIMIT_SECONDS):
-            return await self.observed.errors.get()
+            return await queue.get()
 
 
 @pytest.fixture
@@ -195,7 +335,7 @@ async def test_login_ready_and_command_sync(harness: Harness, bot: StandInBot) -
     guild = bot.get_guild(harness.guild.id)
     assert guild is not None
     assert guild.get_channel(harness.guild.nsfw_channel.id).is_nsfw()  # type: ignore[union-attr]
-    assert {c["name"] for c in standin.commands_synced[None]} == {"ping", "upload", "slow"}
+    assert {c["name"] for c in standin.commands_synced[None]} == GLOBAL_COMMANDS
     grp = standin.command("grp", guild_id=harness.guild.id)
     assert grp is not None
     [sub_command] = grp["options"]
@@ -888,6 +1028,405 @@ async def test_command_syncs_record_every_put(harness: Harness, bot: StandInBot)
     syncs = harness.standin.command_syncs
 
     assert [(sync.scope, set(sync.names)) for sync in syncs] == [
-        (None, {"ping", "upload", "slow"}),
+        (None, GLOBAL_COMMANDS),
         (harness.guild.id, {"grp"}),
     ]
+
+
+# --- message commands and modals ------------------------------------------------------------
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n fake image bytes"
+
+
+async def test_a_message_command_gets_the_message_and_its_modal_submit_reaches_on_submit(
+    harness: Harness, bot: StandInBot
+) -> None:
+    standin, observed = harness.standin, harness.observed
+    picture = standin.make_attachment("cat.png", "image/png", PNG_BYTES, width=640, height=480)
+    dog = {"url": "https://images.example/dog.png", "width": 800, "height": 600}
+    posted = await standin.post_member_message(
+        harness.guild.text_channel,
+        harness.alice,
+        "animate my cat",
+        attachments=[picture],
+        embeds=[{"image": dog, "thumbnail": dog}],
+    )
+
+    record = await standin.message_command(posted, "Animate Image", harness.alice)
+    await standin.wait_until_acked(record)
+    target = await harness.next_from(observed.targets)
+    submit = await standin.submit_modal(record, {"prompt": "make it dance", "seconds": ["10"]})
+    await standin.wait_until_acked(submit)
+    submission = await harness.next_from(observed.submissions)
+
+    synced = standin.command("Animate Image", command_type=COMMAND_MESSAGE)
+    assert synced is not None
+    assert (synced["type"], synced["description"], "options" in synced) == (3, "", False)
+    data = record.payload["data"]
+    assert (data["type"], data["target_id"], data["id"]) == (3, str(posted.id), synced["id"])
+    assert record.target_message is posted
+    assert (target.id, target.content) == (posted.id, posted.content)
+    assert target.author.id == harness.alice.id
+    [attachment] = target.attachments
+    assert (attachment.filename, attachment.content_type, attachment.size) == (
+        "cat.png",
+        "image/png",
+        len(PNG_BYTES),
+    )
+    assert (attachment.width, attachment.height) == (640, 480)
+    assert await attachment.read() == PNG_BYTES
+    [embed] = target.embeds
+    assert (embed.image.url, embed.image.width, embed.image.height) == (dog["url"], 800, 600)
+    assert embed.thumbnail.proxy_url == dog["url"]
+
+    assert record.response_type == 9
+    modal = record.modal
+    assert modal is not None
+    assert modal["title"] == "Animate this image"
+    prompt_label, seconds_label = modal["components"]
+    assert (prompt_label["type"], prompt_label["label"]) == (18, "Prompt")
+    assert prompt_label["component"]["type"] == 4
+    assert seconds_label["component"]["type"] == 3
+
+    assert submission == ("make it dance", ["10"])
+    assert submit.opener is record
+    assert submit.payload["data"] == {
+        "custom_id": modal["custom_id"],
+        "components": [
+            {
+                "type": 18,
+                "id": 1,
+                "component": {"type": 4, "id": 2, "custom_id": "prompt", "value": "make it dance"},
+            },
+            {
+                "type": 18,
+                "id": 3,
+                "component": {"type": 3, "id": 4, "custom_id": "seconds", "values": ["10"]},
+            },
+        ],
+    }
+    assert "message" not in submit.payload
+    assert (submit.payload["member"], submit.payload["locale"]) == (
+        record.payload["member"],
+        record.payload["locale"],
+    )
+    answer = submit.original
+    assert answer is not None
+    assert answer.ephemeral
+    assert answer.content == "animating for 10 s: make it dance"
+    assert answer.interaction_metadata is not None
+    opened_by = answer.interaction_metadata["triggering_interaction_metadata"]
+    assert (opened_by["id"], opened_by["target_message_id"]) == (str(record.id), str(posted.id))
+
+
+async def test_a_member_message_reaches_the_bot_without_content_unless_it_mentions_it(
+    harness: Harness, bot: StandInBot
+) -> None:
+    standin, alice = harness.standin, harness.alice
+    channel = harness.guild.text_channel
+    picture = standin.make_attachment("cat.png", "image/png", PNG_BYTES, width=1, height=1)
+
+    def from_alice(message: discord.Message) -> bool:
+        return message.author.id == alice.id
+
+    seen = asyncio.create_task(
+        bot.wait_for("message", check=from_alice, timeout=WAIT_LIMIT_SECONDS)
+    )
+    plain = await standin.post_member_message(channel, alice, "hello", attachments=[picture])
+    without_content = await seen
+    seen = asyncio.create_task(
+        bot.wait_for("message", check=from_alice, timeout=WAIT_LIMIT_SECONDS)
+    )
+    mention = await standin.post_member_message(
+        channel, alice, f"thanks {standin.bot_user.mention}"
+    )
+    with_content = await seen
+
+    # StandInBot has the default intents: GUILD_MESSAGES, not MESSAGE_CONTENT.
+    assert (without_content.id, without_content.content) == (plain.id, "")
+    assert without_content.attachments == []
+    assert (with_content.id, with_content.content) == (mention.id, mention.content)
+    assert [m.id for m in standin.messages_in(channel.id)] == [plain.id, mention.id]
+    with pytest.raises(ValueError, match="member"):
+        await standin.post_member_message(channel, standin.bot_user, "not a member")
+    with pytest.raises(ValueError, match="refuse"):
+        await standin.post_member_message(channel, alice, "x" * 2001)
+
+
+async def test_a_message_command_must_be_synced_as_one(harness: Harness, bot: StandInBot) -> None:
+    posted = await harness.standin.post_member_message(
+        harness.guild.text_channel, harness.alice, "hi"
+    )
+
+    with pytest.raises(ValueError, match="no message command"):
+        await harness.standin.message_command(posted, "ping", harness.alice)
+
+
+async def test_a_modal_submit_cannot_be_answered_with_a_modal_or_an_update(
+    harness: Harness, bot: StandInBot
+) -> None:
+    standin = harness.standin
+    record = await harness.command("feedback")
+
+    with pytest.raises(ValueError, match="takes 2 to 4000 characters"):
+        await standin.submit_modal(record, {"answer": "x"})
+    with pytest.raises(ValueError, match="only the user"):
+        await standin.submit_modal(record, {"answer": "fine"}, user=standin.add_user("bob"))
+    submit = await standin.submit_modal(record, {"answer": "great bot"})
+    await standin.wait_until_acked(submit)
+    update_refused, modal_refused = harness.next_bot_error(), harness.next_bot_error()
+    update_error, modal_error = await update_refused, await modal_refused
+
+    assert record.modal is not None
+    assert record.modal["components"] == [
+        {
+            "type": 1,
+            "components": [
+                {
+                    "type": 4,
+                    "style": 1,
+                    "label": "Your feedback",
+                    "custom_id": "answer",
+                    "required": True,
+                    "min_length": 2,
+                }
+            ],
+        }
+    ]
+    assert await harness.next_from(harness.observed.submissions) == ("great bot", [])
+    assert submit.payload["data"]["components"] == [
+        {
+            "type": 1,
+            "id": 1,
+            "components": [{"type": 4, "id": 2, "custom_id": "answer", "value": "great bot"}],
+        }
+    ]
+    # Discord offers a modal only in answer to a command or a component, and an update only
+    # when a component's message is at hand.
+    assert (update_error.status, update_error.code) == (400, 50035)
+    assert "In type: Invalid type" in update_error.text
+    assert (modal_error.status, modal_error.code) == (400, 50035)
+    assert "In type: Value must be one of {4, 5, 6, 7}." in modal_error.text
+    assert submit.response_type == 4
+    assert submit.modal is None
+    assert submit.original is not None
+    assert submit.original.content == "thanks"
+    with pytest.raises(ValueError, match="already submitted"):
+        await standin.submit_modal(record, {"answer": "once more"})
+
+
+async def test_a_button_opens_a_modal_whose_submit_updates_the_message(
+    harness: Harness, bot: StandInBot
+) -> None:
+    standin = harness.standin
+    channel = bot.get_channel(harness.guild.text_channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("draft title", view=RenameView())
+    message = standin.messages[sent.id]
+
+    click = await standin.click_button(message, "rename", harness.alice)
+    await standin.wait_until_acked(click)
+    submit = await standin.submit_modal(click, {"text": "final title"})
+    await standin.wait_until_acked(submit)
+
+    assert click.response_type == 9
+    assert click.modal is not None
+    notice, label = click.modal["components"]
+    assert notice == {"type": 10, "content": "The new text replaces the message's."}
+    assert label["component"]["value"] == "draft title"
+    assert submit.payload["message"]["id"] == str(sent.id)
+    assert submit.payload["data"]["components"] == [
+        {"type": 10, "id": 1},
+        {
+            "type": 18,
+            "id": 2,
+            "component": {"type": 4, "id": 3, "custom_id": "text", "value": "final title"},
+        },
+    ]
+    assert submit.response_type == 7
+    assert submit.original is message
+    assert (message.content, message.components) == ("final title", [])
+
+
+@pytest.mark.parametrize(
+    ("kind", "refusal"),
+    [
+        ("long title", "In data.title: Must be between 1 and 45 in length."),
+        ("six components", "In data.components: Must be between 1 and 5 in length."),
+        ("value too long", "In data.components.0.component.value: Must be 10 or fewer in length."),
+    ],
+)
+async def test_an_invalid_modal_is_refused(
+    harness: Harness, bot: StandInBot, kind: str, refusal: str
+) -> None:
+    record = await harness.command("broken", {"kind": kind})
+    error = await harness.next_bot_error()
+
+    assert (error.status, error.code) == (400, 50035)
+    assert refusal in error.text
+    assert record.modal is None
+    assert record.response_type == 4
+
+
+async def test_command_sync_holds_commands_to_discords_naming_rules(
+    harness: Harness, bot: StandInBot
+) -> None:
+    path = f"/applications/{harness.standin.application_id}/commands"
+    context_menu = {"name": "Animate", "type": 3}
+
+    described = await _rest(harness, "PUT", path, [context_menu | {"description": "Animates"}])
+    with_options = await _rest(
+        harness, "PUT", path, [context_menu | {"options": [{"name": "x", "type": 3}]}]
+    )
+    capitalised = await _rest(harness, "PUT", path, [{"name": "Ping", "description": "Pong"}])
+    twice = await _rest(harness, "PUT", path, [context_menu, context_menu])
+    status, accepted = await _rest(
+        harness,
+        "PUT",
+        path,
+        [
+            context_menu | {"name_localizations": {"de": "Bild animieren"}},
+            {"name": "animate", "description": "Same name, other type"},
+        ],
+    )
+
+    for refused_status, refused in (described, with_options, capitalised, twice):
+        assert (refused_status, refused["code"]) == (400, 50035)
+    assert "description" in described[1]["errors"]["0"]
+    assert "options" in with_options[1]["errors"]["0"]
+    assert "1" in twice[1]["errors"]
+    assert status == 200
+    assert [(c["name"], c["type"], c["description"]) for c in accepted] == [
+        ("Animate", 3, ""),
+        ("animate", 1, "Same name, other type"),
+    ]
+
+
+# The modal rules on their own, without a bot in the way.
+
+
+def _text_input_modal(**text_input: Any) -> dict[str, Any]:
+    component = {"type": 4, "custom_id": "text", "style": 1} | text_input
+    return {
+        "custom_id": "m",
+        "title": "T",
+        "components": [{"type": 18, "label": "L", "component": component}],
+    }
+
+
+def test_modal_ids_are_filled_in_depth_first_around_the_ones_given() -> None:
+    modal = {
+        "components": [
+            {"type": 10, "content": "read me"},
+            {
+                "type": 18,
+                "id": 2,
+                "label": "A",
+                "component": {"type": 4, "custom_id": "a", "style": 1},
+            },
+            {"type": 1, "components": [{"type": 4, "custom_id": "b", "style": 1, "label": "B"}]},
+        ]
+    }
+
+    submitted = modal_submission(modal, {"a": "x", "b": "y"})
+
+    assert [(c["type"], c["id"]) for c in submitted] == [(10, 1), (18, 2), (1, 4)]
+    assert submitted[1]["component"]["id"] == 3
+    assert submitted[2]["components"][0]["id"] == 5
+
+
+def test_modal_submission_checks_values_like_discords_client() -> None:
+    select = {
+        "type": 3,
+        "custom_id": "pick",
+        "min_values": 1,
+        "max_values": 2,
+        "options": [
+            {"label": "A", "value": "a", "default": True},
+            {"label": "B", "value": "b"},
+            {"label": "C", "value": "c"},
+        ],
+    }
+    modal = {
+        "components": [
+            {"type": 18, "label": "Pick", "component": select},
+            {
+                "type": 18,
+                "label": "Note",
+                "component": {"type": 4, "custom_id": "note", "style": 2, "required": False},
+            },
+        ]
+    }
+
+    def values(answers: dict[str, Any]) -> tuple[list[str], str]:
+        pick, note = modal_submission(modal, answers)
+        return pick["component"]["values"], note["component"]["value"]
+
+    assert values({}) == (["a"], "")
+    assert values({"pick": "c", "note": "hi"}) == (["c"], "hi")
+    for wrong, rule in (
+        ({"pick": ["a", "b", "c"]}, "takes 1 to 2 values"),
+        ({"pick": []}, "takes 1 to 2 values"),
+        ({"pick": ["d"]}, "offers"),
+        ({"note": ["not", "text"]}, "takes a string"),
+        ({"nope": "x"}, "no inputs"),
+    ):
+        with pytest.raises(ValueError, match=rule):
+            modal_submission(modal, wrong)
+
+
+@pytest.mark.parametrize(
+    ("modal", "field"),
+    [
+        (_text_input_modal(style=3), "data.components.0.component.style"),
+        (_text_input_modal(min_length=5, max_length=4), "data.components.0.component.min_length"),
+        (_text_input_modal(max_length=4001), "data.components.0.component.max_length"),
+        (_text_input_modal(placeholder="p" * 101), "data.components.0.component.placeholder"),
+        (_text_input_modal(custom_id=""), "data.components.0.component.custom_id"),
+        (
+            {
+                "custom_id": "m",
+                "title": "T",
+                "components": [{"type": 2, "label": "Go", "style": 1}],
+            },
+            "data.components.0.type",
+        ),
+        (
+            {
+                "custom_id": "m",
+                "title": "T",
+                "components": [
+                    {"type": 1, "components": [{"type": 4, "custom_id": "a", "style": 1}]}
+                ],
+            },
+            "data.components.0.components.0.label",
+        ),
+    ],
+)
+def test_modal_validation_names_the_offending_field(modal: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        validate_modal(modal)
+
+    assert ".".join(map(str, refused.value.path)) == field
+
+
+def test_a_string_select_in_a_modal_follows_discords_rules() -> None:
+    def select(**fields: Any) -> dict[str, Any]:
+        options = [{"label": "A", "value": "a"}, {"label": "B", "value": "b"}]
+        component = {"type": 3, "custom_id": "s", "options": options} | fields
+        return {
+            "custom_id": "m",
+            "title": "T",
+            "components": [{"type": 18, "label": "L", "component": component}],
+        }
+
+    validate_modal(select(min_values=0, required=False, disabled=False))
+    for fields in (
+        {"min_values": 0},  # a required select asks for at least one value
+        {"disabled": True},
+        {"min_values": 2, "max_values": 1},
+        {"options": []},
+        {"options": [{"label": "A", "value": "a"}, {"label": "A again", "value": "a"}]},
+    ):
+        with pytest.raises(InvalidField):
+            validate_modal(select(**fields))

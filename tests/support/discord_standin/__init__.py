@@ -1,6 +1,7 @@
 """A loopback Discord that the real discord.py client connects to, for end-to-end tests.
 
-See ``DiscordStandIn`` for the test-side API and ``records`` for what it stores.
+See ``DiscordStandIn`` for the test-side API, ``records`` for what it stores and
+``validation`` for the limits it holds commands and modals to.
 """
 
 from tests.support.discord_standin.records import (
@@ -28,9 +29,18 @@ from tests.support.discord_standin.server import (
     GatewaySession,
     OptionValue,
 )
+from tests.support.discord_standin.validation import (
+    COMMAND_CHAT_INPUT,
+    COMMAND_MESSAGE,
+    COMMAND_USER,
+    InvalidField,
+)
 
 __all__ = [
     "ADMINISTRATOR_PERMISSIONS",
+    "COMMAND_CHAT_INPUT",
+    "COMMAND_MESSAGE",
+    "COMMAND_USER",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_MEMBER_PERMISSIONS",
     "MESSAGE_FLAG_EPHEMERAL",
@@ -44,6 +54,7 @@ __all__ = [
     "Guild",
     "IdentifyViolation",
     "InteractionRecord",
+    "InvalidField",
     "Message",
     "OptionValue",
     "PingedMentions",

@@ -252,6 +252,9 @@ class StoredAttachment:
     data: bytes
     url: str
     description: str | None = None
+    # Pixel dimensions, which Discord reports for images and videos.
+    width: int | None = None
+    height: int | None = None
 
     @property
     def size(self) -> int:
@@ -269,6 +272,8 @@ class StoredAttachment:
             payload["content_type"] = self.content_type
         if self.description is not None:
             payload["description"] = self.description
+        if self.width is not None and self.height is not None:
+            payload |= {"width": self.width, "height": self.height}
         return payload
 
 
@@ -305,7 +310,8 @@ def pinged_mentions(content: str, allowed_mentions: Mapping[str, Any] | None) ->
     return PingedMentions(frozenset(users), frozenset(roles), everyone)
 
 
-MessageOrigin = Literal["channel", "interaction_response", "followup"]
+# "member": posted by a (non-bot) member, see ``DiscordStandIn.post_member_message``.
+MessageOrigin = Literal["channel", "interaction_response", "followup", "member"]
 
 
 @dataclass
@@ -398,7 +404,11 @@ class InteractionRecord:
 
     Times are the stand-in clock's ``monotonic()``; ``ack_latency`` is event→callback.
     ``original`` is the response message (for a component interaction answered with type 6/7,
-    the message that carried the component). ``modal`` holds a type-9 callback's data.
+    the message that carried the component). ``modal`` holds a type-9 callback's data as the
+    bot sent it. ``source_message`` is the message whose component was used (for a modal
+    submit, that of the interaction that opened the modal, if a component did);
+    ``target_message`` the message a message command was used on; ``opener`` (modal submits
+    only) the interaction whose modal was submitted.
     """
 
     id: int
@@ -418,6 +428,8 @@ class InteractionRecord:
     followups: list[Message] = field(default_factory=list)
     modal: dict[str, Any] | None = None
     source_message: Message | None = None
+    target_message: Message | None = None
+    opener: InteractionRecord | None = None
     revoked: bool = False
 
     @property
@@ -427,7 +439,7 @@ class InteractionRecord:
 
     @property
     def custom_id(self) -> str | None:
-        """The clicked component's custom_id (type 3) or None."""
+        """The clicked component's custom_id (type 3), the modal's (type 5), or None."""
         return self.payload["data"].get("custom_id")
 
     @property

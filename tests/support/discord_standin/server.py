@@ -59,11 +59,25 @@ from tests.support.discord_standin.records import (
     User,
     shard_id_for,
 )
+from tests.support.discord_standin.validation import (
+    COMMAND_CHAT_INPUT,
+    COMMAND_MESSAGE,
+    FieldPath,
+    InvalidField,
+    modal_submission,
+    validate_command_overwrite,
+    validate_modal,
+)
 
 T = TypeVar("T")
 OptionValue = str | int | float | bool | StoredAttachment | User | Channel
 
 HEARTBEAT_INTERVAL_MS = 41_250
+# A real gateway's ACK crosses the network. One sent back within the same loop turn can beat
+# discord.py's heartbeat thread to noting when it sent, and the client would log (and report)
+# a latency of a whole heartbeat interval. The delay holds up only the ACK, not the frames the
+# client sent after the heartbeat (an IDENTIFY must be handled when it arrives).
+HEARTBEAT_ACK_DELAY = 0.005
 GATEWAY_REPLAY_BUFFER = 5000
 DEFAULT_WAIT_SECONDS = 10.0
 
@@ -80,6 +94,7 @@ OPTION_ATTACHMENT = 11
 
 INTERACTION_APPLICATION_COMMAND = 2
 INTERACTION_MESSAGE_COMPONENT = 3
+INTERACTION_MODAL_SUBMIT = 5
 COMPONENT_BUTTON = 2
 
 CALLBACK_CHANNEL_MESSAGE = 4
@@ -87,12 +102,32 @@ CALLBACK_DEFERRED_CHANNEL_MESSAGE = 5
 CALLBACK_DEFERRED_UPDATE_MESSAGE = 6
 CALLBACK_UPDATE_MESSAGE = 7
 CALLBACK_MODAL = 9
+# The callback types each interaction type may be answered with. A modal cannot answer a modal
+# submit; 6 and 7 also need a message with components (checked when they arrive).
+_MESSAGE_CALLBACKS = (
+    CALLBACK_CHANNEL_MESSAGE,
+    CALLBACK_DEFERRED_CHANNEL_MESSAGE,
+    CALLBACK_DEFERRED_UPDATE_MESSAGE,
+    CALLBACK_UPDATE_MESSAGE,
+)
+CALLBACK_TYPES_BY_INTERACTION = {
+    INTERACTION_APPLICATION_COMMAND: (*_MESSAGE_CALLBACKS, CALLBACK_MODAL),
+    INTERACTION_MESSAGE_COMPONENT: (*_MESSAGE_CALLBACKS, CALLBACK_MODAL),
+    INTERACTION_MODAL_SUBMIT: _MESSAGE_CALLBACKS,
+}
 
 MESSAGE_TYPE_DEFAULT = 0
 MESSAGE_TYPE_CHAT_INPUT_COMMAND = 20
+MESSAGE_TYPE_CONTEXT_MENU_COMMAND = 23
+MAX_ATTACHMENTS = 10
 
-# The gateway intent without which Discord sends no MESSAGE_* events about DM channels.
+# Without GUILD_MESSAGES Discord sends no MESSAGE_* events about guild channels (the stand-in
+# applies it to members' messages), without DIRECT_MESSAGES none about DM channels.
+INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_DIRECT_MESSAGES = 1 << 12
+# Without it a member's message arrives with empty content, embeds, attachments and components,
+# unless it mentions the bot.
+INTENT_MESSAGE_CONTENT = 1 << 15
 
 # Discord's identify rate limit: one IDENTIFY per bucket (shard_id % max_concurrency) per 5 s.
 IDENTIFY_WINDOW_SECONDS = 5.0
@@ -131,9 +166,18 @@ class DiscordError(Exception):
         return body
 
 
-def _invalid_form_body(field_name: str, code: str, message: str) -> DiscordError:
-    errors = {field_name: {"_errors": [{"code": code, "message": message}]}}
+def _invalid_form_body(field_path: str | FieldPath, code: str, message: str) -> DiscordError:
+    """Discord's 50035 answer, the field's error nested under its path ("data.title" or a tuple
+    of keys and indices)."""
+    steps = field_path.split(".") if isinstance(field_path, str) else field_path
+    errors: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for step in reversed(steps):
+        errors = {str(step): errors}
     return DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+def _refused_field(invalid: InvalidField) -> DiscordError:
+    return _invalid_form_body(invalid.path, invalid.code, invalid.message)
 
 
 def _json_response(body: Any, status: int = 200) -> web.Response:
@@ -283,6 +327,11 @@ class DiscordStandIn:
 
     Add guilds and users before the bot connects: READY/GUILD_CREATE are built at IDENTIFY.
     The bot's direct messages to a user are in ``direct_messages(user)``.
+
+    Message commands and modals: ``post_member_message`` posts a member's message (with
+    attachments and embeds) that ``message_command`` can target; an interaction the bot answers
+    with a modal (validated against Discord's limits, kept in ``record.modal``) is submitted
+    with ``submit_modal``, which returns the submit's own record.
 
     Sharding: ``GET /gateway/bot`` recommends ``recommended_shards`` and reports
     ``max_concurrency``. ``gateway_sessions`` holds the current session of each shard id (None
@@ -490,9 +539,14 @@ class DiscordStandIn:
         data: bytes,
         *,
         description: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
     ) -> StoredAttachment:
-        """A file a user attaches to a command option, served so ``Attachment.read()`` works."""
-        return self._store_attachment("input", filename, content_type, data, description)
+        """A file a user attaches to a command option or to a message (``post_member_message``),
+        served so ``Attachment.read()`` works; give an image's ``width`` and ``height``."""
+        attachment = self._store_attachment("input", filename, content_type, data, description)
+        attachment.width, attachment.height = width, height
+        return attachment
 
     # ------------------------------------------------------------------ driving the bot
 
@@ -584,6 +638,143 @@ class DiscordStandIn:
             source_message=message,
         )
 
+    async def post_member_message(
+        self,
+        channel: Channel,
+        author: User,
+        content: str = "",
+        *,
+        attachments: Sequence[StoredAttachment] = (),
+        embeds: Sequence[Mapping[str, Any]] = (),
+    ) -> Message:
+        """A member's ordinary message in a guild channel (to use ``message_command`` on, say).
+
+        ``attachments`` come from ``make_attachment``; ``embeds`` are embed objects such as
+        ``{"image": {"url": ..., "width": ..., "height": ...}}`` (Discord adds the proxy URLs).
+        Sessions with the GUILD_MESSAGES intent get its MESSAGE_CREATE, with content, embeds,
+        attachments and components emptied unless they have MESSAGE_CONTENT or it mentions the
+        bot. Raises ValueError for a message Discord would not take.
+        """
+        if author.bot or author.id not in self.users:
+            raise ValueError(f"{author.name!r} is not a member who can post")
+        if len(attachments) > MAX_ATTACHMENTS:
+            raise ValueError(f"a message holds at most {MAX_ATTACHMENTS} attachments")
+        received_embeds = [self._received_embed(embed) for embed in embeds]
+        try:
+            _validate_message(
+                {"content": content, "embeds": received_embeds},
+                creating=True,
+                has_files=bool(attachments),
+            )
+        except DiscordError as refused:
+            raise ValueError(f"Discord would refuse this message: {refused.body()}") from refused
+        message = Message(
+            id=self._snowflake(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author=author.payload(),
+            content=content,
+            embeds=received_embeds,
+            components=[],
+            attachments=list(attachments),
+            allowed_mentions=None,
+            flags=0,
+            created_at=self._clock.now(),
+            origin="member",
+        )
+        self.messages[message.id] = message
+        await self._dispatch_member_message(message, author)
+        await self._notify()
+        return message
+
+    async def message_command(
+        self,
+        message: Message,
+        name: str,
+        user: User,
+        *,
+        locale: str = "en-US",
+        member_permissions: int | None = None,
+        app_permissions: int | None = None,
+        attachment_size_limit: int | None = None,
+    ) -> InteractionRecord:
+        """Use the message command ``name`` on ``message`` and return the record at once.
+
+        Dispatches INTERACTION_CREATE type 2 whose data has type 3, ``target_id`` and the whole
+        message in ``resolved.messages`` (content included, whatever the bot's intents). The
+        command must have been synced with type 3, for the message's guild or globally.
+        """
+        if message.guild_id is None or message.deleted:
+            raise ValueError(f"message {message.id} is not a live guild message")
+        guild = self.guilds[message.guild_id]
+        schema, command_guild_id = self._find_command(guild.id, name, COMMAND_MESSAGE)
+        if schema is None:
+            raise ValueError(f"no message command {name!r} is synced for this guild or globally")
+        target_id = str(message.id)
+        data: dict[str, Any] = {
+            "id": schema["id"],
+            "name": name,
+            "type": COMMAND_MESSAGE,
+            "target_id": target_id,
+            "resolved": {"messages": {target_id: message.payload(self.users)}},
+        }
+        if command_guild_id is not None:
+            data["guild_id"] = str(command_guild_id)
+        return await self._dispatch_interaction(
+            INTERACTION_APPLICATION_COMMAND,
+            data,
+            guild=guild,
+            channel=self.channels[message.channel_id],
+            user=user,
+            locale=locale,
+            member_permissions=member_permissions,
+            app_permissions=app_permissions,
+            attachment_size_limit=attachment_size_limit,
+            target_message=message,
+        )
+
+    async def submit_modal(
+        self,
+        record: InteractionRecord,
+        values: Mapping[str, str | Sequence[str]],
+        *,
+        user: User | None = None,
+    ) -> InteractionRecord:
+        """Submit the modal ``record`` was answered with; returns the submit's record at once.
+
+        ``values`` maps custom_ids to a Text Input's text or a String Select's chosen option
+        values; inputs left out keep what they were pre-filled with. The MODAL_SUBMIT
+        (INTERACTION_CREATE type 5) has a new id and token, ``data = {custom_id, components}``
+        shaped as Discord sends it, the user, guild, channel, locale and permissions of
+        ``record``, and its ``message`` when a component opened the modal. Raises ValueError for
+        what Discord's client would not submit: no modal, another user, a modal that an answered
+        submit already closed, or values that break the modal's rules. Closing a modal without
+        submitting it is simply not calling this.
+        """
+        if record.modal is None:
+            raise ValueError(f"interaction {record.id} was not answered with a modal")
+        if user is not None and user.id != record.user.id:
+            raise ValueError("only the user a modal was shown to can submit it")
+        if any(o.opener is record and o.acked_at is not None for o in self.interactions):
+            raise ValueError(f"the modal of interaction {record.id} was already submitted")
+        components = modal_submission(record.modal, values)
+        data = {"custom_id": record.modal["custom_id"], "components": components}
+        assert record.guild_id is not None, "only guild interactions are supported"
+        opened_with = record.payload
+        return await self._dispatch_interaction(
+            INTERACTION_MODAL_SUBMIT,
+            data,
+            guild=self.guilds[record.guild_id],
+            channel=self.channels[record.channel_id],
+            user=record.user,
+            locale=opened_with["locale"],
+            member_permissions=int(opened_with["member"]["permissions"]),
+            app_permissions=int(opened_with["app_permissions"]),
+            attachment_size_limit=record.attachment_size_limit,
+            source_message=record.source_message,
+            opener=record,
+        )
+
     def expire_interaction(self, interaction: InteractionRecord | str) -> None:
         """Void an interaction token now, as if its 15 minutes had passed."""
         token = interaction if isinstance(interaction, str) else interaction.token
@@ -655,10 +846,13 @@ class DiscordStandIn:
 
         return await self.wait_for(find, limit=limit)
 
-    def command(self, name: str, *, guild_id: int | None = None) -> dict[str, Any] | None:
-        """The synced command payload called ``name`` (global when ``guild_id`` is None)."""
+    def command(
+        self, name: str, *, guild_id: int | None = None, command_type: int = COMMAND_CHAT_INPUT
+    ) -> dict[str, Any] | None:
+        """The synced command payload called ``name`` (global when ``guild_id`` is None) of
+        ``command_type`` (1 slash command, 2 user command, 3 message command)."""
         commands = self.commands_synced.get(guild_id, [])
-        return next((command for command in commands if command["name"] == name), None)
+        return next((c for c in commands if c["name"] == name and c["type"] == command_type), None)
 
     async def wait_for(
         self, predicate: Callable[[], T | None], *, limit: float = DEFAULT_WAIT_SECONDS
@@ -735,10 +929,14 @@ class DiscordStandIn:
         self.attachments[attachment_id] = attachment
         return attachment
 
-    def _find_command(self, guild_id: int, name: str) -> tuple[dict[str, Any] | None, int | None]:
-        if (command := self.command(name, guild_id=guild_id)) is not None:
-            return command, guild_id
-        return self.command(name), None
+    def _find_command(
+        self, guild_id: int, name: str, command_type: int = COMMAND_CHAT_INPUT
+    ) -> tuple[dict[str, Any] | None, int | None]:
+        """The guild's command of that name and type, else the global one (as Discord picks)."""
+        guild_command = self.command(name, guild_id=guild_id, command_type=command_type)
+        if guild_command is not None:
+            return guild_command, guild_id
+        return self.command(name, command_type=command_type), None
 
     @staticmethod
     def _leaf_option_types(schema: Mapping[str, Any] | None, path: Sequence[str]) -> dict[str, int]:
@@ -807,6 +1005,8 @@ class DiscordStandIn:
         app_permissions: int | None,
         attachment_size_limit: int | None,
         source_message: Message | None = None,
+        target_message: Message | None = None,
+        opener: InteractionRecord | None = None,
     ) -> InteractionRecord:
         interaction_id = self._snowflake()
         token = f"interaction.{interaction_id}.{secrets.token_urlsafe(24)}"
@@ -846,6 +1046,8 @@ class DiscordStandIn:
             attachment_size_limit=size_limit,
             created_at=self._clock.monotonic(),
             source_message=source_message,
+            target_message=target_message,
+            opener=opener,
         )
         # Registered before sending: a fast bot may call back before dispatch returns.
         self.interactions.append(record)
@@ -950,17 +1152,54 @@ class DiscordStandIn:
             message_type=message_type,
         )
         if interaction is not None:
-            message.interaction_metadata = {
-                "id": str(interaction.id),
-                "type": interaction.type,
-                "user": interaction.user.payload(),
-                "authorizing_integration_owners": {"0": str(interaction.guild_id)},
-            }
+            message.interaction_metadata = self._interaction_metadata(interaction)
+            if origin == "followup" and interaction.original is not None:
+                message.interaction_metadata["original_response_message_id"] = str(
+                    interaction.original.id
+                )
         self.messages[message.id] = message
         if isinstance(channel, DMChannel):
             channel.last_message_id = message.id
         await self._dispatch_message_event("MESSAGE_CREATE", message, message.payload(self.users))
         return message
+
+    def _interaction_metadata(self, record: InteractionRecord) -> dict[str, Any]:
+        """A message's ``interaction_metadata`` for the interaction that made it."""
+        metadata: dict[str, Any] = {
+            "id": str(record.id),
+            "type": record.type,
+            "user": record.user.payload(),
+            "authorizing_integration_owners": {"0": str(record.guild_id)},
+        }
+        if record.target_message is not None:
+            metadata["target_message_id"] = str(record.target_message.id)
+        if record.type == INTERACTION_MESSAGE_COMPONENT and record.source_message is not None:
+            metadata["interacted_message_id"] = str(record.source_message.id)
+        if record.opener is not None:
+            metadata["triggering_interaction_metadata"] = self._interaction_metadata(record.opener)
+        return metadata
+
+    @staticmethod
+    def _received_embed(embed: Mapping[str, Any]) -> dict[str, Any]:
+        """An embed a member's message carries, as Discord stores it: typed, media proxied."""
+        received: dict[str, Any] = {"type": "rich", **embed}
+        for media in ("image", "thumbnail", "video"):
+            if isinstance(received.get(media), Mapping) and "url" in received[media]:
+                received[media] = {"proxy_url": received[media]["url"], **received[media]}
+        return received
+
+    async def _dispatch_member_message(self, message: Message, author: User) -> None:
+        event = message.payload(self.users)
+        member = author.member_payload(message.created_at)
+        del member["user"]  # the event's author already is the user
+        event["member"] = member
+        mentions_bot = self.bot_user.id in message.mentions_pinged.users
+        without_content = event | {"content": "", "embeds": [], "attachments": [], "components": []}
+        for session in self._sessions_serving(message.guild_id):
+            if not session.intents & INTENT_GUILD_MESSAGES:
+                continue
+            sees_content = mentions_bot or bool(session.intents & INTENT_MESSAGE_CONTENT)
+            await session.dispatch("MESSAGE_CREATE", event if sees_content else without_content)
 
     async def _edit_message(
         self,
@@ -1184,6 +1423,10 @@ class DiscordStandIn:
     async def _put_commands(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)
         submitted: list[dict[str, Any]] = await request.json()
+        try:
+            validate_command_overwrite(submitted)
+        except InvalidField as invalid:
+            raise _refused_field(invalid) from None
         stored = []
         for command in submitted:
             command_type = command.get("type", 1)
@@ -1225,13 +1468,19 @@ class DiscordStandIn:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
         if received_at - record.created_at > INITIAL_RESPONSE_DEADLINE_SECONDS:
             raise DiscordError(404, 10062, "Unknown interaction")
-        response_type = int(body["type"])
+        response_type = body.get("type")
+        allowed_types = CALLBACK_TYPES_BY_INTERACTION[record.type]
+        if response_type not in allowed_types:
+            listed = ", ".join(map(str, allowed_types))
+            raise _invalid_form_body(
+                "type", "BASE_TYPE_CHOICES", f"Value must be one of {{{listed}}}."
+            )
+        if response_type == CALLBACK_MODAL:
+            try:
+                validate_modal(body.get("data"))
+            except InvalidField as invalid:
+                raise _refused_field(invalid) from None
         data = body.get("data") or {}
-        command_message_type = (
-            MESSAGE_TYPE_CHAT_INPUT_COMMAND
-            if record.type == INTERACTION_APPLICATION_COMMAND
-            else MESSAGE_TYPE_DEFAULT
-        )
         if response_type in {CALLBACK_CHANNEL_MESSAGE, CALLBACK_DEFERRED_CHANNEL_MESSAGE}:
             deferred = response_type == CALLBACK_DEFERRED_CHANNEL_MESSAGE
             placeholder = {"flags": int(data.get("flags") or 0) & MESSAGE_FLAG_EPHEMERAL}
@@ -1243,7 +1492,7 @@ class DiscordStandIn:
                 origin="interaction_response",
                 interaction=record,
                 extra_flags=MESSAGE_FLAG_LOADING if deferred else 0,
-                message_type=command_message_type,
+                message_type=self._response_message_type(record),
             )
         elif response_type in {CALLBACK_DEFERRED_UPDATE_MESSAGE, CALLBACK_UPDATE_MESSAGE}:
             if record.source_message is None:
@@ -1259,6 +1508,15 @@ class DiscordStandIn:
         record.callback = body
         await self._notify()
         return _json_response(self._callback_answer(record))
+
+    @staticmethod
+    def _response_message_type(record: InteractionRecord) -> int:
+        """A command's response is typed by the command; any other interaction's is DEFAULT."""
+        if record.type != INTERACTION_APPLICATION_COMMAND:
+            return MESSAGE_TYPE_DEFAULT
+        if record.payload["data"]["type"] == COMMAND_CHAT_INPUT:
+            return MESSAGE_TYPE_CHAT_INPUT_COMMAND
+        return MESSAGE_TYPE_CONTEXT_MENU_COMMAND
 
     def _callback_answer(self, record: InteractionRecord) -> dict[str, Any]:
         original = record.original
@@ -1433,6 +1691,7 @@ class DiscordStandIn:
         await socket.prepare(request)
         await socket.send_json({"op": OP_HELLO, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}})
         session: GatewaySession | None = None
+        pending_acks: set[asyncio.Task[None]] = set()
         try:
             async for frame in socket:
                 if frame.type is not aiohttp.WSMsgType.TEXT:
@@ -1440,7 +1699,9 @@ class DiscordStandIn:
                 packet = json.loads(frame.data)
                 opcode, data = packet.get("op"), packet.get("d")
                 if opcode == OP_HEARTBEAT:
-                    await socket.send_json({"op": OP_HEARTBEAT_ACK})
+                    ack = asyncio.create_task(self._acknowledge_heartbeat(socket))
+                    pending_acks.add(ack)
+                    ack.add_done_callback(pending_acks.discard)
                 elif opcode in {OP_IDENTIFY, OP_RESUME} and session is not None:
                     await self._close_socket(
                         socket, CLOSE_ALREADY_AUTHENTICATED, b"Already authenticated."
@@ -1450,6 +1711,9 @@ class DiscordStandIn:
                 elif opcode == OP_RESUME:
                     session = await self._resume(socket, data)
         finally:
+            for ack in pending_acks:
+                ack.cancel()
+            await asyncio.gather(*pending_acks, return_exceptions=True)
             closed_by_client = socket not in self._closed_by_server
             self._closed_by_server.discard(socket)
             if session is not None and session.socket is socket:
@@ -1458,6 +1722,13 @@ class DiscordStandIn:
                     self._end_session(session)
             await self._notify()
         return socket
+
+    @staticmethod
+    async def _acknowledge_heartbeat(socket: web.WebSocketResponse) -> None:
+        await asyncio.sleep(HEARTBEAT_ACK_DELAY)
+        if not socket.closed:
+            with contextlib.suppress(ConnectionResetError):
+                await socket.send_json({"op": OP_HEARTBEAT_ACK})
 
     async def _close_socket(
         self, socket: web.WebSocketResponse, code: int, message: bytes = b""
