@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "saturation": Benchmark("throughput with the rate limit saturated"),
     "scale": Benchmark("poller tick, start-up and delivery memory on a large store"),
     "budget": Benchmark("per-request cost of the shared rate budget vs the in-process one"),
+    "transcode": Benchmark("shrinking a 30 MB 1080p clip to fit a 10 MiB upload limit"),
 }
 
 

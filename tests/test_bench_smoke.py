@@ -16,11 +16,11 @@ import pytest
 
 import bench
 import bench.__main__ as runner
-from bench import ack, budget, polling, saturation, scale
+from bench import ack, budget, polling, saturation, scale, transcode
 from bench.common import percentile, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["ack", "polling", "saturation", "scale", "budget"]
+NAMES = ["ack", "polling", "saturation", "scale", "budget", "transcode"]
 
 
 def test_python_m_bench_help_lists_every_benchmark() -> None:
@@ -54,6 +54,7 @@ def test_runner_plans_full_quick_and_named_runs() -> None:
         ("saturation", []),
         ("scale", []),
         ("budget", []),
+        ("transcode", []),
     ]
     assert runner.plan(["--quick"]) == [(name, ["--quick"]) for name in NAMES]
     assert runner.plan(["scale", "ack", "--quick"]) == [
@@ -207,6 +208,20 @@ async def test_scale_measures_ticks_startup_and_deliveries(tmp_path: Path) -> No
     assert isinstance(deliveries, list)
     assert [row["pending"] for row in ticks] == [10, 40]
     assert deliveries[0]["uploaded_mib"] == 1.0
+
+
+async def test_transcode_shrinks_a_clip_to_fit_and_measures_it(tmp_path: Path) -> None:
+    options = transcode.TranscodeOptions(seconds=2, width=320, height=240, max_bytes=None)
+
+    figures = await transcode.run(options, tmp_path)
+
+    assert figures["outcome"] == "fitted"
+    output = figures["output"]
+    quality = figures["quality"]
+    assert isinstance(output, dict)
+    assert isinstance(quality, dict)
+    assert output["bytes"] <= figures["limit_bytes"]
+    assert 0 < quality["ssim_all"] <= 1
 
 
 # --- several processes on one PostgreSQL database (skipped without TEST_DATABASE_URL) ------------
