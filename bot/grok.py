@@ -397,7 +397,8 @@ class GrokClient:
         await self._limiter.acquire(keep_free=keep_free)
         if self._shared is not None:
             try:
-                await self._shared.acquire()
+                # Across processes too, status checks leave the last token to submissions.
+                await self._shared.acquire(keep_free=1 if keep_free else 0)
             except BaseException:
                 self._limiter.release()
                 raise
