@@ -246,6 +246,9 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         wakeup=wakeup,
     )
     budgets = BudgetService(
-        database=infrastructure.database, budgets=infrastructure.budgets, jobs=infrastructure.jobs
+        database=infrastructure.database,
+        budgets=infrastructure.budgets,
+        jobs=infrastructure.jobs,
+        clock=infrastructure.clock,
     )
     return Services(infrastructure=infrastructure, imagine=imagine, budgets=budgets, poller=poller)

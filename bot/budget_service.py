@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
+from bot import budget_alerts
 from bot.budget import Budgets, BudgetView
+from bot.budget_alerts import DEFAULT_THRESHOLD_PERCENT, AlertSettings, BudgetAlert
+from bot.clock import Clock
 from bot.db import Database
 from bot.jobs import JobStore
 from bot.models import Job, LedgerEntry
@@ -36,10 +40,13 @@ class HistoryPage:
 class BudgetService:
     """Reads and changes of server budgets, for members and admins."""
 
-    def __init__(self, *, database: Database, budgets: Budgets, jobs: JobStore) -> None:
+    def __init__(
+        self, *, database: Database, budgets: Budgets, jobs: JobStore, clock: Clock
+    ) -> None:
         self._database = database
         self._budgets = budgets
         self._jobs = jobs
+        self._clock = clock
 
     async def overview(self, guild_id: int, member_id: int) -> CreditsOverview:
         async with self._database.transaction() as session:
@@ -100,3 +107,56 @@ class BudgetService:
     async def usage(self, guild_id: int) -> list[tuple[int, int]]:
         async with self._database.transaction() as session:
             return await self._budgets.usage(session, guild_id)
+
+    # --- budget alerts (see bot.budget_alerts) ------------------------------------------------
+
+    async def configure_alerts(
+        self,
+        guild_id: int,
+        *,
+        channel_id: int,
+        at_percent: int = DEFAULT_THRESHOLD_PERCENT,
+        ping_role_id: int | None = None,
+        actor_id: int,
+    ) -> AlertSettings:
+        """``/budget alerts``: warn in ``channel_id`` at ``at_percent`` and at 100 %.
+
+        Replaces earlier settings. Raises ``AlertSettingsRefused`` for a share outside 1-99.
+        """
+        budget_alerts.check_threshold(at_percent)
+        async with self._database.transaction() as session:
+            # The settings hang off the guild's budget row, created here on first sight.
+            await self._budgets.view(session, guild_id)
+            return await budget_alerts.save_settings(
+                session,
+                guild_id,
+                channel_id=channel_id,
+                threshold_percent=at_percent,
+                ping_role_id=ping_role_id,
+                actor_id=actor_id,
+                now=self._clock.now(),
+            )
+
+    async def disable_alerts(self, guild_id: int) -> bool:
+        """``/budget alerts off``; False when alerts were not on."""
+        async with self._database.transaction() as session:
+            return await budget_alerts.delete_settings(session, guild_id)
+
+    async def alert_settings(self, guild_id: int) -> AlertSettings | None:
+        async with self._database.transaction() as session:
+            return await budget_alerts.find_settings(session, guild_id)
+
+    async def alerts_due(self, guild_id: int, now: datetime | None = None) -> list[BudgetAlert]:
+        """The budget alerts to post now, each claimed for the caller alone; usually none.
+
+        Call it after credits were committed (a reservation). Without alert settings it costs
+        one primary-key read.
+        """
+        async with self._database.transaction() as session:
+            settings = await budget_alerts.find_settings(session, guild_id)
+            if settings is None:
+                return []
+            budget = await self._budgets.view(session, guild_id)
+            return await budget_alerts.claim_due_alerts(
+                session, settings, budget, now or self._clock.now()
+            )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from bot.db import UTCDateTime
@@ -162,3 +162,48 @@ class RateBudget(SQLModel, table=True):
     tokens: float = Field(sa_type=Float)
     refilled_at: datetime = Field(sa_type=UTCDateTime)
     blocked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)  # after a 429
+
+
+class BudgetAlertSettings(SQLModel, table=True):
+    """Where a server hears that its budget is running low, and at what share (``/budget alerts``).
+
+    No row means no alerts; ``bot.budget_alerts`` explains when they fire.
+    """
+
+    __tablename__ = "budget_alert_settings"
+    __table_args__ = (
+        CheckConstraint("threshold_percent BETWEEN 1 AND 99", name="threshold_percent_range"),
+    )
+
+    guild_id: int = Field(
+        sa_type=BigInteger,
+        primary_key=True,
+        foreign_key="guild_budget.guild_id",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    channel_id: int = Field(sa_type=BigInteger)
+    threshold_percent: int  # the early warning; running out (100 %) is always announced
+    ping_role_id: int | None = Field(default=None, sa_type=BigInteger)  # None: no pings
+    updated_by: int | None = Field(default=None, sa_type=BigInteger)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BudgetAlertClaim(SQLModel, table=True):
+    """A budget alert some process took on to send: at most one per key, however many race.
+
+    Keyed by the period and the budget's size in it, so a new period or a changed budget arms
+    the thresholds again while refunds, which only lower the spend, do not.
+    """
+
+    __tablename__ = "budget_alert_claim"
+
+    guild_id: int = Field(
+        sa_type=BigInteger,
+        primary_key=True,
+        foreign_key="guild_budget.guild_id",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    period_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    budget_credits: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    threshold_percent: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    claimed_at: datetime = Field(sa_type=UTCDateTime)

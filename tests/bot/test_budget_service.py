@@ -24,7 +24,7 @@ def jobs(clock: FakeClock) -> JobStore:
 @pytest.fixture
 def service(database: Database, jobs: JobStore, clock: FakeClock) -> BudgetService:
     budgets = Budgets(default_guild_credits=400, clock=clock)
-    return BudgetService(database=database, budgets=budgets, jobs=jobs)
+    return BudgetService(database=database, budgets=budgets, jobs=jobs, clock=clock)
 
 
 async def add_job(database: Database, jobs: JobStore, clock: FakeClock, member: int) -> str:
