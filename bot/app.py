@@ -234,6 +234,7 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         wakeup=wakeup,
         metrics=infrastructure.metrics,
         alerts=infrastructure.alerts,
+        requests_per_minute=settings.grok_rate_limit_per_minute,
     )
     await imagine.warm_up()
     poller = Poller(

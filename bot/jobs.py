@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -33,15 +33,16 @@ class JobState(StrEnum):
     REJECTED = "rejected"  # the API refused the request
     FAILED = "failed"
     EXPIRED = "expired"  # the API never finished in time
+    CANCELLED = "cancelled"  # withdrawn by a member or an admin before it was sent
 
 
 TERMINAL_STATES: frozenset[JobState] = frozenset(
-    {JobState.DELIVERED, JobState.REJECTED, JobState.FAILED, JobState.EXPIRED}
+    {JobState.DELIVERED, JobState.REJECTED, JobState.FAILED, JobState.EXPIRED, JobState.CANCELLED}
 )
 ACTIVE_STATES: frozenset[JobState] = frozenset(JobState) - TERMINAL_STATES
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.CREATED: frozenset({JobState.SUBMITTING, JobState.FAILED}),
+    JobState.CREATED: frozenset({JobState.SUBMITTING, JobState.FAILED, JobState.CANCELLED}),
     JobState.SUBMITTING: frozenset({JobState.RUNNING, JobState.REJECTED, JobState.FAILED}),
     JobState.RUNNING: frozenset({JobState.DELIVERING, JobState.FAILED, JobState.EXPIRED}),
     JobState.DELIVERING: frozenset({JobState.DELIVERED, JobState.FAILED}),
@@ -221,6 +222,22 @@ class JobStore:
         )
         total = await session.exec(select(func.count()).select_from(Job).where(*active))
         return list(jobs.all()), total.one()
+
+    async def waiting_ahead_of(self, session: AsyncSession, job: Job) -> int:
+        """Jobs of every server still waiting to be sent that were created before ``job``."""
+        rows = await session.exec(
+            select(func.count())
+            .select_from(Job)
+            .where(
+                Job.state == JobState.CREATED,
+                # Ties (one clock tick) break on the id, so that two jobs never share a place.
+                or_(
+                    col(Job.created_at) < job.created_at,
+                    and_(col(Job.created_at) == job.created_at, col(Job.id) < job.id),
+                ),
+            )
+        )
+        return rows.one()
 
     async def running_by_guild(self, session: AsyncSession) -> dict[int, int]:
         """How many jobs each guild has running at the API (guilds with none are absent)."""

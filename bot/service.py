@@ -8,6 +8,7 @@ The Discord side is reached only through the ``JobNotifier`` protocol.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -56,6 +57,14 @@ MAX_DELIVERY_ATTEMPTS = 5
 STATUS_RETRY_DELAY = timedelta(seconds=15)
 # Jobs whose duration this process learned itself, remembered so it never counts them twice.
 LEARNED_HERE_MEMORY = 10_000
+# A submission still waiting for a rate-limit slot after this long shows the member their
+# place in the queue; the place is then looked at again at this pace at most, and shown only
+# when it has moved (the estimated start is a Discord timestamp that counts down by itself).
+QUEUE_NOTICE_AFTER = 2.0
+QUEUE_REFRESH = 15.0
+# All queue updates of one process together stay under one edit a second: far inside
+# Discord's limits for a channel (5 edits in 5 s) and for the whole bot (50 requests a second).
+QUEUE_EDITS_PER_SECOND = 1.0
 
 
 class FailureReason(StrEnum):
@@ -68,6 +77,7 @@ class FailureReason(StrEnum):
     SERVICE_UNAVAILABLE = "service_unavailable"  # the API key was refused, or similar
     EXPIRED = "expired"  # ran longer than the maximum wait
     DELIVERY_FAILED = "delivery_failed"  # the video could not be posted
+    CANCELLED = "cancelled"  # withdrawn before it was sent: nothing was spent
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,14 @@ class Progress:
     submitted_at: datetime | None
     estimated_ready_at: datetime | None
     status: str  # the API's raw status, or "submitting"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlace:
+    """Where a job waiting for the API's rate budget stands."""
+
+    position: int  # 1: the next job to be sent, across every server
+    estimated_start: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +108,10 @@ class JobNotifier(Protocol):
     """The Discord side of a job: implemented in ``cogs``."""
 
     async def job_progress(self, job: Job, progress: Progress) -> None: ...
+
+    async def job_queued(self, job: Job, place: QueuePlace) -> None:
+        """The job waits for the rate budget: show its place, and a way to cancel it."""
+        ...
 
     async def deliver(self, job: Job) -> Delivery:
         """Post the finished video(s). Raises to have the delivery retried later."""
@@ -137,6 +159,7 @@ class ImagineService:
         wakeup: asyncio.Event,
         metrics: Metrics,
         alerts: OperatorAlerts,
+        requests_per_minute: int,
     ) -> None:
         self.database = database
         self.budgets = budgets
@@ -158,6 +181,9 @@ class ImagineService:
         # Jobs this process is submitting right now (possibly still waiting for a rate-limit
         # slot): the poller leaves them alone instead of queueing a second attempt.
         self._submitting: set[str] = set()
+        # Their sends, so that a job cancelled while it waits stops waiting at once.
+        self._sends: dict[str, asyncio.Future[str]] = {}
+        self._requests_per_minute = requests_per_minute
 
     async def warm_up(self) -> None:
         """Learn generation times from jobs delivered before this process started."""
@@ -205,10 +231,11 @@ class ImagineService:
                 reroll_of=reroll_of,
             )
         )
+        sending = asyncio.create_task(self.submit(job.id), name=f"imagine-submit-{job.id}")
         # Progress is shown beside the submission and never holds it up.
-        shown = asyncio.create_task(self._notify_progress(job, "submitting"))
+        shown = asyncio.create_task(self._show_until_sent(job, sending))
         try:
-            outcome = await self.submit(job.id)
+            outcome = await sending
         except Exception:
             log.exception(
                 "job %s hit a problem after it was saved; the poller takes over",
@@ -217,7 +244,11 @@ class ImagineService:
             )
             return job
         finally:
-            await shown
+            if not sending.done():  # this request itself was cancelled (shutting down)
+                sending.cancel()
+                shown.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shown
         if outcome.job.state == JobState.RUNNING:
             self._wakeup.set()  # its first status check is due before the poller's plan
             await self._notify_progress(outcome.job, "submitted")
@@ -236,6 +267,40 @@ class ImagineService:
             images=tuple(original.image_urls),
         )
         return await self.request(requester, request, reroll_of=original.id)
+
+    async def cancel(self, job_id: str, guild_id: int) -> Job:
+        """Withdraw a job that has not been sent to the API yet, with a full refund.
+
+        Raises ``InvalidInput`` when it is too late (the request has left: the API cannot
+        cancel, and the video is paid for) or the job is not this server's.
+        """
+        async with self.database.transaction() as session:
+            job = await self.jobs.get(session, job_id)
+        if job is None or job.guild_id != guild_id:
+            raise InvalidInput("imagine.cancel.unavailable")
+        # The same conditional step as the send's own claim: exactly one of them wins.
+        ended = await self._finish_unsuccessfully(
+            job, JobState.CREATED, JobState.CANCELLED, FailureReason.CANCELLED, "cancelled"
+        )
+        if ended is None:
+            raise InvalidInput("imagine.cancel.too_late")
+        send = self._sends.get(job_id)
+        if send is not None:
+            send.cancel()  # stop waiting for a rate-limit slot it no longer needs
+        return ended
+
+    async def queue_place(self, job: Job) -> QueuePlace | None:
+        """Where ``job`` stands among the jobs waiting to be sent; None once it has left."""
+        async with self.database.transaction() as session:
+            current = await self.jobs.get(session, job.id)
+            if current is None or current.state != JobState.CREATED:
+                return None
+            position = 1 + await self.jobs.waiting_ahead_of(session, current)
+        # Every job needs one submission and its status checks, so a saturated key starts
+        # requests_per_minute / (1 + checks per job) jobs a minute.
+        per_minute = self._requests_per_minute / (1.0 + self.planner.expected_requests())
+        start = self.clock.now() + timedelta(minutes=(position - 1) / per_minute)
+        return QueuePlace(position=position, estimated_start=start)
 
     async def requester_of(self, job_id: str) -> int | None:
         """Who asked for ``job_id`` (None for a job this bot does not know)."""
@@ -276,6 +341,7 @@ class ImagineService:
             return await self._submit_created(job)
         finally:
             self._submitting.discard(job_id)
+            self._sends.pop(job_id, None)
 
     async def _submit_created(self, job: Job) -> SubmitOutcome:
         """Submit a job read as CREATED; a worker elsewhere may be racing for it."""
@@ -300,10 +366,23 @@ class ImagineService:
         request = GenerateRequest(
             prompt=job.prompt, mode=job.mode, ratio=job.ratio, images=tuple(job.image_urls)
         )
-        try:
-            task_id = await self.client.submit(
+        send = asyncio.ensure_future(
+            self.client.submit(
                 request, idempotency_key=job.idempotency_key, before_send=mark_submitting
             )
+        )
+        self._sends[job_id] = send
+        try:
+            task_id = await send
+        except asyncio.CancelledError:
+            current_task = asyncio.current_task()
+            if current_task is not None and current_task.cancelling():
+                send.cancel()
+                raise  # this worker itself is being cancelled
+            # Only the send was cancelled: the job was withdrawn while it waited.
+            async with self.database.transaction() as session:
+                current = await self.jobs.get(session, job_id)
+            return SubmitOutcome(current or job)
         except SubmissionDeclined:
             # Another worker took the job, or ended it, while this one waited to send.
             async with self.database.transaction() as session:
@@ -685,6 +764,31 @@ class ImagineService:
                 "could not tell the member that job %s ended", job.id, extra=job_fields(job)
             )
         return ended
+
+    async def _show_until_sent(self, job: Job, sending: asyncio.Task[SubmitOutcome]) -> None:
+        """Show that the job is being sent; while it waits for the rate budget, its place."""
+        await self._notify_progress(job, "submitting")
+        shown: int | None = None
+        wait = QUEUE_NOTICE_AFTER
+        while not await self._done_within(sending, wait):
+            place = await self.queue_place(job)
+            if place is None:
+                return  # sent or ended meanwhile: what comes next shows itself
+            if place.position != shown:
+                shown = place.position
+                try:
+                    await self.notifier.job_queued(job, place)
+                except Exception:
+                    log.exception("queue update for job %s failed", job.id, extra=job_fields(job))
+            wait = max(QUEUE_REFRESH, len(self._sends) / QUEUE_EDITS_PER_SECOND)
+
+    async def _done_within(self, task: asyncio.Future[SubmitOutcome], seconds: float) -> bool:
+        timer = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return task.done()
 
     async def _notify_progress(self, job: Job, status: str) -> None:
         try:

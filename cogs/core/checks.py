@@ -31,7 +31,9 @@ def require_server_manager(interaction: discord.Interaction, settings: Settings)
         raise app_commands.MissingPermissions(["manage_guild"])
 
 
-def may_delete_video(interaction: discord.Interaction, settings: Settings, requester: int) -> bool:
+def is_requester_or_moderator(
+    interaction: discord.Interaction, settings: Settings, requester: int
+) -> bool:
     """The member who asked for it, anyone who manages messages or the server, or an owner."""
     return (
         interaction.user.id == requester

@@ -19,7 +19,7 @@ from bot.i18n import Messages
 from bot.metrics import Metrics
 from bot.service import ImagineService, Requester
 from bot.validation import ImageInput, validate_imagine
-from cogs.core.checks import may_delete_video
+from cogs.core.checks import is_requester_or_moderator
 from cogs.core.errors import ErrorReporter
 from cogs.core.locale import language_for
 from cogs.core.translator import text
@@ -165,17 +165,34 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
     async def on_result_button(
         self, interaction: discord.Interaction, action: str, job_id: str
     ) -> None:
-        step = self._reroll if action == "reroll" else self._delete
-        await self.reporter.guard(interaction, step(interaction, job_id))
+        steps = {"reroll": self._reroll, "delete": self._delete, "cancel": self._cancel}
+        await self.reporter.guard(interaction, steps[action](interaction, job_id))
 
     async def _reroll(self, interaction: discord.Interaction, job_id: str) -> None:
         progress_message_id = await self._acknowledge(interaction)
         await self.imagine.reroll(_requester(interaction, progress_message_id), job_id)
 
+    async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
+        requester = await self.imagine.requester_of(job_id)
+        if requester is not None and not is_requester_or_moderator(
+            interaction, self.settings, requester
+        ):
+            await interaction.response.send_message(
+                self.messages.text(language_for(interaction), "imagine.cancel.not_allowed"),
+                ephemeral=True,
+            )
+            return
+        # The job's own message turns into the notice (refund included): nothing else to say.
+        await interaction.response.defer()
+        assert interaction.guild_id is not None
+        await self.imagine.cancel(job_id, interaction.guild_id)
+
     async def _delete(self, interaction: discord.Interaction, job_id: str) -> None:
         language = language_for(interaction)
         requester = await self.imagine.requester_of(job_id)
-        if requester is None or not may_delete_video(interaction, self.settings, requester):
+        if requester is None or not is_requester_or_moderator(
+            interaction, self.settings, requester
+        ):
             await interaction.response.send_message(
                 self.messages.text(language, "imagine.delete.not_allowed"), ephemeral=True
             )

@@ -22,11 +22,11 @@ from bot.jobs import InteractionTokens
 from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
-from bot.service import Delivery, FailureReason, Progress
+from bot.service import Delivery, FailureReason, Progress, QueuePlace
 from bot.video import FetchedVideo, VideoFetcher
 from cogs.core.render import NO_PINGS, mention, only_pinging
-from cogs.imagine.render import failure_embed, progress_embed, result_embed
-from cogs.imagine.views import delete_custom_id, result_view
+from cogs.imagine.render import failure_embed, progress_embed, queue_embed, result_embed
+from cogs.imagine.views import delete_custom_id, queue_view, result_view
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,11 @@ class DiscordNotifier:
         job.interaction_expires_at = None
         await self._tokens.forget(job.id)
 
-    async def _edit_progress_message(self, job: Job, embed: discord.Embed) -> bool:
-        """Replace the job's progress message with ``embed``; False (logged) when it can't be.
+    async def _edit_progress_message(
+        self, job: Job, embed: discord.Embed, view: discord.ui.View | None = None
+    ) -> bool:
+        """Replace the job's progress message with ``embed`` (and its buttons with ``view``'s,
+        or none); False (logged) when it can't be.
 
         Showing progress is a courtesy: a display that fails never holds up the job.
         """
@@ -120,7 +123,7 @@ class DiscordNotifier:
         if webhook is not None:
             try:
                 await webhook.edit_message(
-                    "@original", content=None, embed=embed, allowed_mentions=NO_PINGS
+                    "@original", content=None, embed=embed, view=view, allowed_mentions=NO_PINGS
                 )
             except discord.HTTPException as error:
                 if not _token_is_gone(error):
@@ -134,7 +137,7 @@ class DiscordNotifier:
             job.progress_message_id
         )
         try:
-            await message.edit(content=None, embed=embed, allowed_mentions=NO_PINGS)
+            await message.edit(content=None, embed=embed, view=view, allowed_mentions=NO_PINGS)
         except discord.HTTPException as error:
             return self._not_edited(job, error)
         return True
@@ -179,6 +182,13 @@ class DiscordNotifier:
             if not current:
                 return
             await self._edit_progress_message(job, embed)
+
+    async def job_queued(self, job: Job, place: QueuePlace) -> None:
+        embed = queue_embed(self.messages, job.locale, job, place, dry_run=self._options.dry_run)
+        view = queue_view(job.id, self.messages.text(job.locale, "imagine.button.cancel"))
+        async with self._displaying(job, final=False) as current:
+            if current:
+                await self._edit_progress_message(job, embed, view)
 
     async def job_failed(self, job: Job, reason: FailureReason, refunded: int) -> None:
         embed = failure_embed(

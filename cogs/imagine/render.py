@@ -8,7 +8,7 @@ import discord
 
 from bot.i18n import Messages
 from bot.models import Job
-from bot.service import FailureReason, Progress
+from bot.service import FailureReason, Progress, QueuePlace
 from cogs.core.render import EMBED_COLOUR, FAILURE_COLOUR, SUCCESS_COLOUR, shorten, timestamp
 
 # The API's documented failure texts, each with a message that explains it to a member.
@@ -36,6 +36,7 @@ def failure_message(reason: FailureReason, error_text: str | None) -> tuple[str,
         FailureReason.SERVICE_UNAVAILABLE: "imagine.failed.service_unavailable",
         FailureReason.EXPIRED: "imagine.failed.expired",
         FailureReason.DELIVERY_FAILED: "imagine.failed.delivery",
+        FailureReason.CANCELLED: "imagine.failed.cancelled",
     }
     params: dict[str, object] = {"detail": detail} if reason is FailureReason.REJECTED else {}
     return keys[reason], params
@@ -86,6 +87,36 @@ def progress_embed(
         inline=False,
     )
     # Discord already shows who used the command above the message.
+    embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
+    if dry_run:
+        embed.description = messages.text(language, "imagine.progress.dry_run")
+    return embed
+
+
+def queue_embed(
+    messages: Messages, language: str, job: Job, place: QueuePlace, *, dry_run: bool
+) -> discord.Embed:
+    """A job waiting for the rate budget: its place and when it should start."""
+    embed = discord.Embed(
+        title=messages.text(language, "imagine.progress.title"), colour=EMBED_COLOUR
+    )
+    _request_fields(embed, messages, language, job)
+    lines = [
+        messages.text(language, "imagine.queue.status"),
+        # A relative timestamp counts down in every member's client: no edits needed for it.
+        messages.text(
+            language,
+            "imagine.queue.place",
+            position=place.position,
+            when=timestamp(place.estimated_start, "R"),
+        ),
+        messages.text(language, "imagine.queue.cancel_hint"),
+    ]
+    embed.add_field(
+        name=messages.text(language, "imagine.progress.status"),
+        value="\n".join(lines),
+        inline=False,
+    )
     embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
     if dry_run:
         embed.description = messages.text(language, "imagine.progress.dry_run")

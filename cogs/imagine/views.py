@@ -27,14 +27,16 @@ def delete_custom_id(job_id: str) -> str:
 _BUTTON_LOOKS = {
     "reroll": ("🔁", discord.ButtonStyle.secondary),
     "delete": ("🗑️", discord.ButtonStyle.danger),
+    "cancel": ("✖️", discord.ButtonStyle.secondary),
 }
 
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:(?P<action>reroll|delete):(?P<job>[0-9a-f]{32})",
+    template=r"imagine:(?P<action>reroll|delete|cancel):(?P<job>[0-9a-f]{32})",
 ):
-    """Reroll (same request again, charged to whoever clicks) or Delete (requester or admin)."""
+    """Reroll (same request again, charged to whoever clicks), Delete (requester or admin), and
+    Cancel under a job still waiting to be sent (requester or admin)."""
 
     def __init__(self, action: str, job_id: str, label: str) -> None:
         emoji, style = _BUTTON_LOOKS[action]
@@ -60,6 +62,12 @@ class ResultButton(
         cog = interaction.client.get_cog(IMAGINE_COG)
         assert isinstance(cog, ResultActions)
         await cog.on_result_button(interaction, self.action, self.job_id)
+
+
+def queue_view(job_id: str, cancel_label: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(ResultButton("cancel", job_id, cancel_label))
+    return view
 
 
 def result_view(job_id: str, reroll_label: str, delete_label: str) -> discord.ui.View:

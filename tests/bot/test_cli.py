@@ -256,6 +256,7 @@ def test_status_reports_in_text_and_json(
         "rejected": 0,
         "failed": 0,
         "expired": 0,
+        "cancelled": 0,
     }
     assert data["credits"]["guilds"] == 1
     assert data["loss"] == {"total": 0, "today": 0, "jobs": 0}

@@ -192,6 +192,7 @@ async def test_the_report_has_every_figure(world: World) -> None:
         JobState.REJECTED: 1,  # b4
         JobState.FAILED: 4,  # a2, b1, c3, a5
         JobState.EXPIRED: 1,  # b3
+        JobState.CANCELLED: 0,
     }
     assert report.active_jobs == 3
     assert report.oldest_running == RunningJob(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,14 +15,24 @@ import pytest
 from bot.alerts import OperatorAlerts
 from bot.budget import Budgets
 from bot.db import Database
-from bot.grok import GrokClient, RetryPolicy
+from bot.errors import InvalidInput
+from bot.grok import GenerateRequest, GrokClient, RetryPolicy
 from bot.jobs import JobState, JobStore, NewJob
 from bot.metrics import Metrics
 from bot.models import Job
 from bot.poller import Poller, fair_pressures
 from bot.ratelimit import RateLimiter
 from bot.schedule import DurationModel, PollPlanner
-from bot.service import Delivery, FailureReason, ImagineService, Progress
+from bot.service import (
+    QUEUE_NOTICE_AFTER,
+    QUEUE_REFRESH,
+    Delivery,
+    FailureReason,
+    ImagineService,
+    Progress,
+    QueuePlace,
+    Requester,
+)
 from bot.simulator import Fault, Simulator, SimulatorConfig
 from tests.support.clock import FakeClock
 from tests.support.poller import drain, job_steps
@@ -38,12 +49,16 @@ class RecordingNotifier:
     delivered: list[str] = field(default_factory=list)
     failed: list[tuple[str, FailureReason, int]] = field(default_factory=list)
     progress: list[tuple[str, str]] = field(default_factory=list)
+    queued: list[tuple[str, int]] = field(default_factory=list)
     broken_deliveries: int = 0
     # Deliveries of jobs whose prompt contains "slow" wait until this is set.
     slow_deliveries_may_finish: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def job_progress(self, job: Job, progress: Progress) -> None:
         self.progress.append((job.id, progress.status))
+
+    async def job_queued(self, job: Job, place: QueuePlace) -> None:
+        self.queued.append((job.id, place.position))
 
     async def deliver(self, job: Job) -> Delivery:
         if "slow" in job.prompt:
@@ -142,6 +157,7 @@ def other_process(world: World, durations: DurationModel | None = None) -> Imagi
         wakeup=asyncio.Event(),
         metrics=Metrics(),
         alerts=OperatorAlerts(None, clock=world.clock),
+        requests_per_minute=100,
     )
 
 
@@ -179,6 +195,7 @@ async def world(database: Database, clock: FakeClock) -> AsyncIterator[World]:
             wakeup=wakeup,
             metrics=metrics,
             alerts=OperatorAlerts(None, clock=clock),
+            requests_per_minute=100,
         )
         poller = Poller(
             service=service,
@@ -398,6 +415,106 @@ async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: 
     await world.drive(waiting)
     assert (await world.job(job.id)).state == JobState.RUNNING
     assert world.simulator.count("POST", "/v1/generate") == 1
+
+
+def requester(world: World) -> Requester:
+    return Requester(
+        guild_id=GUILD,
+        channel_id=3003,
+        member_id=MEMBER,
+        locale="en",
+        progress_message_id=None,
+        interaction_token=None,
+        interaction_expires_at=None,
+        upload_limit_bytes=10_000_000,
+    )
+
+
+async def take_every_slot(world: World) -> None:
+    limiter = world.poller._limiter
+    for _ in range(limiter.available()):
+        await limiter.acquire()  # the whole minute's budget is taken by others
+
+
+async def test_a_job_waiting_for_the_rate_budget_shows_its_place_and_can_be_cancelled(
+    world: World,
+) -> None:
+    await take_every_slot(world)
+    requests = {
+        prompt: asyncio.ensure_future(
+            world.service.request(requester(world), GenerateRequest(prompt=prompt))
+        )
+        for prompt in ("first", "second")
+    }
+    async with asyncio.timeout(10):
+        # Both recorded (real database I/O) and waiting for a slot.
+        while len(world.notifier.progress) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    await world.clock.advance(QUEUE_NOTICE_AFTER)
+    async with asyncio.timeout(10):
+        while len(world.notifier.queued) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    # One clock tick apart at most: the places follow the ids then, one each.
+    assert sorted(position for _, position in world.notifier.queued) == [1, 2]
+    places = {position: job_id for job_id, position in world.notifier.queued}
+    ahead, behind = await world.job(places[1]), await world.job(places[2])
+    place = await world.service.queue_place(behind)
+    assert place is not None
+    assert place.estimated_start > world.clock.now()
+
+    async with asyncio.timeout(5):
+        cancelled = await world.service.cancel(ahead.id, GUILD)
+
+    assert cancelled.state == JobState.CANCELLED
+    assert world.notifier.failed == [(ahead.id, FailureReason.CANCELLED, 40)]
+    async with asyncio.timeout(5):
+        # It stopped waiting for a slot at once.
+        assert (await requests[ahead.prompt]).state == JobState.CANCELLED
+    # The one behind it moves up, seen at the next look (not before: edits are paced).
+    await world.clock.advance(QUEUE_REFRESH)
+    async with asyncio.timeout(10):
+        while world.notifier.queued[-1] != (behind.id, 1):  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
+    assert world.simulator.count("POST", "/v1/generate") == 0
+    assert await world.remaining() == 400 - 40
+    waiting = requests[behind.prompt]
+    waiting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await waiting
+
+
+async def test_a_job_already_sent_cannot_be_cancelled(world: World) -> None:
+    job = await world.new_job()
+    with pytest.raises(InvalidInput) as refused:
+        await world.service.cancel(job.id, GUILD)
+    assert refused.value.key == "imagine.cancel.too_late"
+    with pytest.raises(InvalidInput) as elsewhere:
+        await world.service.cancel(job.id, GUILD + 1)
+    assert elsewhere.value.key == "imagine.cancel.unavailable"
+    assert (await world.job(job.id)).state == JobState.RUNNING
+    assert await world.remaining() == 360
+
+
+async def test_a_cancel_racing_another_process_sending_the_job_has_one_winner(
+    world: World,
+) -> None:
+    job = await world.new_job(submit=False)
+    other = other_process(world)
+    outcomes = await asyncio.gather(
+        world.drive(other.submit(job.id)),
+        world.service.cancel(job.id, GUILD),
+        return_exceptions=True,
+    )
+    final = await world.job(job.id)
+    posts = world.simulator.count("POST", "/v1/generate")
+    if final.state == JobState.CANCELLED:
+        assert posts == 0
+        assert await world.remaining() == 400
+    else:
+        assert isinstance(outcomes[1], InvalidInput)
+        assert posts == 1
+        assert await world.remaining() == 360
 
 
 async def test_a_submission_ended_elsewhere_while_it_waits_to_retry_is_not_sent(

@@ -294,3 +294,64 @@ async def test_after_a_refused_token_a_failure_is_told_through_the_channel(
     )
     assert len([e for e in harness.standin.errors if record.token in e.path]) == 1
     assert await remaining_credits(harness) == 400
+
+
+async def test_a_job_waiting_for_the_rate_budget_shows_its_place_and_can_be_cancelled(
+    harness: BotHarness,
+) -> None:
+    # One request a minute: the first video takes it, the second has to wait its turn.
+    await harness.start(GROK_RATE_LIMIT_PER_MINUTE="1")
+    await harness.imagine(prompt="first in line")
+    await harness.wait_for_job(lambda job: job.state == JobState.RUNNING)
+    waiting = await harness.imagine(prompt="second in line")
+
+    await harness.standin.wait_for(
+        lambda: waiting.original and "Place 1 in the queue" in texts(waiting.original),
+        limit=WAIT,
+    )
+    progress = waiting.original
+    assert progress is not None
+    assert "<t:" in texts(progress)  # the expected start, counting down in the client
+    cancel_id = next(c for c in progress.custom_ids() if c.startswith("imagine:cancel:"))
+
+    refused = await harness.standin.click_button(progress, cancel_id, harness.bob)
+    await harness.standin.wait_until_acked(refused, limit=WAIT)
+    assert "Only the member who asked" in texts(refused.original)
+
+    allowed = await harness.standin.click_button(progress, cancel_id, harness.alice)
+    await harness.standin.wait_until_acked(allowed, limit=WAIT)
+    await harness.standin.wait_for(
+        lambda: "Cancelled before it started" in texts(progress) or None, limit=WAIT
+    )
+    assert "40 reserved credits went back" in texts(progress)
+    assert list(progress.custom_ids()) == []  # the button went away with the queue
+    cancelled = await harness.wait_for_state(JobState.CANCELLED)
+    assert cancelled.prompt == "second in line"
+    assert harness.simulator.count("POST", "/v1/generate") == 1
+    assert await remaining_credits(harness) == 400 - 40
+    assert await harness.ledger_problems() == []
+
+
+async def test_a_job_already_sent_cannot_be_cancelled(harness: BotHarness) -> None:
+    await harness.start(GROK_RATE_LIMIT_PER_MINUTE="1")
+    await harness.imagine(prompt="first in line")
+    await harness.wait_for_job(lambda job: job.state == JobState.RUNNING)
+    waiting = await harness.imagine(prompt="second in line")
+    await harness.standin.wait_for(
+        lambda: waiting.original and "Place" in texts(waiting.original), limit=WAIT
+    )
+    progress = waiting.original
+    assert progress is not None
+    cancel_id = next(c for c in progress.custom_ids() if c.startswith("imagine:cancel:"))
+    # Meanwhile another process sent it (the same conditional step a send takes).
+    job = await harness.wait_for_job(lambda job: job.prompt == "second in line")
+    assert harness.services is not None
+    store = harness.services.infrastructure.jobs
+    async with harness.database.transaction() as session:
+        assert await store.transition(session, job.id, JobState.CREATED, JobState.SUBMITTING)
+
+    click = await harness.standin.click_button(progress, cancel_id, harness.alice)
+    await harness.standin.wait_until_acked(click, limit=WAIT)
+    await harness.standin.wait_for(lambda: click.followups or None, limit=WAIT)
+    assert "can't be cancelled any more" in texts(click.followups[0])
+    assert (await harness.wait_for_job(lambda j: j.id == job.id)).state == JobState.SUBMITTING
