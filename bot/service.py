@@ -256,17 +256,21 @@ class ImagineService:
 
     async def reroll(self, requester: Requester, job_id: str) -> Job:
         """The same request as ``job_id`` again, charged to ``requester``."""
+        request = await self.request_of(job_id, requester.guild_id)
+        return await self.request(requester, request, reroll_of=job_id)
+
+    async def request_of(self, job_id: str, guild_id: int) -> GenerateRequest:
+        """What ``job_id`` asked for (to make again, or to edit into a new request)."""
         async with self.database.transaction() as session:
             original = await self.jobs.get(session, job_id)
-        if original is None or original.guild_id != requester.guild_id:
+        if original is None or original.guild_id != guild_id:
             raise InvalidInput("imagine.reroll.unavailable")
-        request = GenerateRequest(
+        return GenerateRequest(
             prompt=original.prompt,
             mode=original.mode,
             ratio=original.ratio,
             images=tuple(original.image_urls),
         )
-        return await self.request(requester, request, reroll_of=original.id)
 
     async def cancel(self, job_id: str, guild_id: int) -> Job:
         """Withdraw a job that has not been sent to the API yet, with a full refund.

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from bot.api_contract import IMAGE_TYPES, MAX_IMAGES, MODES, RATIOS, SPICY_MODE, accepts_images
+from yarl import URL
+
+from bot.api_contract import (
+    DEFAULT_RATIO,
+    IMAGE_TYPES,
+    MAX_IMAGES,
+    MODES,
+    RATIOS,
+    SPICY_MODE,
+    accepts_images,
+)
 from bot.errors import InvalidInput
 from bot.grok import GenerateRequest
 
@@ -64,3 +75,23 @@ def validate_imagine(
     return GenerateRequest(
         prompt=text, mode=mode, ratio=ratio, images=tuple(image.url for image in images)
     )
+
+
+def nearest_ratio(width: int | None, height: int | None) -> str:
+    """The supported aspect ratio closest to an image's own (by the ratio's logarithm, so that
+    2:1 is as far from 1:1 as 1:2); the default one when the size is unknown."""
+    if not width or not height or width <= 0 or height <= 0:
+        return DEFAULT_RATIO
+    own = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        across, down = (int(part) for part in ratio.split(":"))
+        return abs(math.log(across / down) - own)
+
+    return min(RATIOS, key=distance)
+
+
+def image_type_of(url: str) -> str | None:
+    """The content type an image URL's file name promises (for images known only by URL)."""
+    suffix = PurePosixPath(URL(url).path.lower()).suffix
+    return next((kind for kind, suffixes in IMAGE_TYPES.items() if suffix in suffixes), None)

@@ -1,4 +1,5 @@
-"""/imagine on Discord: the command, its result buttons, and the notifier the domain calls."""
+"""/imagine on Discord: the command, Apps → Animate, the buttons, and the notifier the domain
+calls."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ async def setup(bot: commands.Bot, services: Services, reporter: ErrorReporter) 
             messages=services.messages,
             reporter=reporter,
             metrics=services.infrastructure.metrics,
+            tree=bot.tree,
         )
     )
-    # Reroll and Delete keep working after a restart: their state is in the custom_id.
+    # The result and queue buttons keep working after a restart: their state is in the
+    # custom_id.
     bot.add_dynamic_items(ResultButton)

@@ -1,4 +1,4 @@
-"""/imagine and the result buttons: parse the request, call the domain, answer.
+"""/imagine, Apps → Animate, and the result buttons: parse the request, call the domain, answer.
 
 Everything after the request (progress, the video, failures) reaches Discord through
 ``cogs.imagine.notifier.DiscordNotifier``, which the domain calls.
@@ -13,17 +13,24 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, MODES, RATIOS
+from bot.api_contract import DEFAULT_MODE, DEFAULT_RATIO, IMAGE_TYPES, MAX_IMAGES, MODES, RATIOS
 from bot.config import Settings
+from bot.errors import InvalidInput
 from bot.i18n import Messages
 from bot.metrics import Metrics
 from bot.service import ImagineService, Requester
-from bot.validation import ImageInput, validate_imagine
+from bot.validation import (
+    ImageInput,
+    image_type_of,
+    nearest_ratio,
+    validate_imagine,
+)
 from cogs.core.checks import is_requester_or_moderator
 from cogs.core.errors import ErrorReporter
 from cogs.core.locale import language_for
 from cogs.core.translator import text
 from cogs.imagine.acknowledgements import AcknowledgementsFirst
+from cogs.imagine.modals import RequestForm, offered_modes
 from cogs.imagine.views import IMAGINE_COG
 
 log = logging.getLogger(__name__)
@@ -64,6 +71,40 @@ def _image_inputs(attachments: list[discord.Attachment | None]) -> list[ImageInp
     ]
 
 
+_IMAGE_CONTENT_TYPES = frozenset(IMAGE_TYPES)
+
+
+def _images_in(message: discord.Message) -> tuple[list[ImageInput], tuple[int, int] | None]:
+    """The images of a message that can start a video (attachments first, then embeds), and
+    the first one's size in pixels when Discord says it."""
+    found: list[ImageInput] = []
+    size: tuple[int, int] | None = None
+    for attachment in message.attachments:
+        if (attachment.content_type or "").split(";")[0] in _IMAGE_CONTENT_TYPES:
+            found.append(_image_inputs([attachment])[0])
+            if size is None and attachment.width and attachment.height:
+                size = (attachment.width, attachment.height)
+    for embed in message.embeds:
+        for picture in (embed.image, embed.thumbnail):
+            url = picture.url
+            kind = image_type_of(url) if url else None
+            if url is None or kind is None:
+                continue
+            # Known only by its URL: the API fetches it, and refuses (refunded) what it can't use.
+            found.append(
+                ImageInput(
+                    filename=url.rsplit("/", 1)[-1].split("?")[0],
+                    content_type=kind,
+                    size=0,
+                    url=url,
+                )
+            )
+            if size is None and picture.width and picture.height:
+                size = (picture.width, picture.height)
+            break  # an embed's thumbnail is a smaller copy of the same picture, at best
+    return found[:MAX_IMAGES], size
+
+
 def _requester(interaction: discord.Interaction, progress_message_id: int | None) -> Requester:
     assert interaction.guild_id is not None
     assert interaction.channel_id is not None
@@ -80,7 +121,7 @@ def _requester(interaction: discord.Interaction, progress_message_id: int | None
 
 
 class ImagineCog(commands.Cog, name=IMAGINE_COG):
-    """/imagine, Reroll and Delete."""
+    """/imagine, Apps → Animate, and the Reroll, Remix, Delete and Cancel buttons."""
 
     def __init__(
         self,
@@ -90,13 +131,21 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         messages: Messages,
         reporter: ErrorReporter,
         metrics: Metrics,
+        tree: app_commands.CommandTree[discord.Client],
     ) -> None:
+        self._tree = tree
         self.imagine = imagine
         self.metrics = metrics
         self.settings = settings
         self.messages = messages
         self.reporter = reporter
         self._acknowledgements = AcknowledgementsFirst()
+        # A message command cannot be a method of a cog; it is added to the tree with it.
+        self.animate_menu = app_commands.ContextMenu(
+            name=text("Animate", "cmd.animate.name"),
+            callback=self.animate,
+            allowed_contexts=app_commands.AppCommandContext(guild=True),
+        )
 
     # --- the command ------------------------------------------------------------------------
 
@@ -148,6 +197,67 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         progress_message_id = await self._acknowledge(interaction)
         await self.imagine.request(_requester(interaction, progress_message_id), request)
 
+    async def cog_load(self) -> None:
+        self._tree.add_command(self.animate_menu)
+
+    async def cog_unload(self) -> None:
+        self._tree.remove_command(self.animate_menu.name, type=discord.AppCommandType.message)
+
+    # --- Apps → Animate ---------------------------------------------------------------------
+
+    async def animate(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Open the request form for a message's images; a message without one costs nothing."""
+        images, size = _images_in(message)
+        if not images:
+            raise InvalidInput("imagine.animate.no_image")
+        channel_is_nsfw = _is_nsfw(interaction.channel)
+
+        async def requested(
+            submitted: discord.Interaction, prompt: str, mode: str, ratio: str
+        ) -> None:
+            await self.reporter.guard(
+                submitted, self._request_from_form(submitted, prompt, mode, ratio, images)
+            )
+
+        language = language_for(interaction)
+        await interaction.response.send_modal(
+            RequestForm(
+                self.messages,
+                language,
+                title_key="imagine.form.animate_title",
+                custom_id=f"imagine:animate:{message.id}",
+                on_request=requested,
+                ratio=nearest_ratio(*size) if size else DEFAULT_RATIO,
+                modes=offered_modes(channel_is_nsfw=channel_is_nsfw, with_images=True),
+                ratios=RATIOS,
+                max_prompt_length=self.settings.max_prompt_length,
+            )
+        )
+
+    async def _request_from_form(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        mode: str,
+        ratio: str,
+        images: list[ImageInput],
+        *,
+        remix_of: str | None = None,
+    ) -> None:
+        request = validate_imagine(
+            prompt,
+            mode=mode,
+            ratio=ratio,
+            images=images,
+            channel_is_nsfw=_is_nsfw(interaction.channel),
+            max_prompt_length=self.settings.max_prompt_length,
+            max_image_bytes=self.settings.max_image_bytes,
+        )
+        progress_message_id = await self._acknowledge(interaction)
+        await self.imagine.request(
+            _requester(interaction, progress_message_id), request, reroll_of=remix_of
+        )
+
     async def _acknowledge(self, interaction: discord.Interaction) -> int | None:
         """Defer first: everything else may take longer than Discord's three seconds.
 
@@ -165,12 +275,58 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
     async def on_result_button(
         self, interaction: discord.Interaction, action: str, job_id: str
     ) -> None:
-        steps = {"reroll": self._reroll, "delete": self._delete, "cancel": self._cancel}
+        steps = {
+            "reroll": self._reroll,
+            "remix": self._remix,
+            "delete": self._delete,
+            "cancel": self._cancel,
+        }
         await self.reporter.guard(interaction, steps[action](interaction, job_id))
 
     async def _reroll(self, interaction: discord.Interaction, job_id: str) -> None:
         progress_message_id = await self._acknowledge(interaction)
         await self.imagine.reroll(_requester(interaction, progress_message_id), job_id)
+
+    async def _remix(self, interaction: discord.Interaction, job_id: str) -> None:
+        """The form, filled in with the video's request; the edit is a new job for the sender."""
+        assert interaction.guild_id is not None
+        original = await self.imagine.request_of(job_id, interaction.guild_id)
+        images = [
+            ImageInput(
+                filename=url.rsplit("/", 1)[-1].split("?")[0],
+                content_type=image_type_of(url) or "image/png",
+                size=0,
+                url=url,
+            )
+            for url in original.images
+        ]
+
+        async def requested(
+            submitted: discord.Interaction, prompt: str, mode: str, ratio: str
+        ) -> None:
+            await self.reporter.guard(
+                submitted,
+                self._request_from_form(submitted, prompt, mode, ratio, images, remix_of=job_id),
+            )
+
+        modes = offered_modes(
+            channel_is_nsfw=_is_nsfw(interaction.channel), with_images=bool(images)
+        )
+        await interaction.response.send_modal(
+            RequestForm(
+                self.messages,
+                language_for(interaction),
+                title_key="imagine.form.remix_title",
+                custom_id=f"imagine:remix-form:{job_id}",
+                on_request=requested,
+                prompt=original.prompt,
+                mode=original.mode if original.mode in modes else DEFAULT_MODE,
+                ratio=original.ratio,
+                modes=modes,
+                ratios=RATIOS,
+                max_prompt_length=self.settings.max_prompt_length,
+            )
+        )
 
     async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:
         requester = await self.imagine.requester_of(job_id)

@@ -253,8 +253,9 @@ class DiscordNotifier:
         ]
         view = result_view(
             job.id,
-            self.messages.text(language, "imagine.button.reroll"),
-            self.messages.text(language, "imagine.button.delete"),
+            reroll_label=self.messages.text(language, "imagine.button.reroll"),
+            remix_label=self.messages.text(language, "imagine.button.remix"),
+            delete_label=self.messages.text(language, "imagine.button.delete"),
         )
         content = self.messages.text(
             language, "imagine.done.content", mention=mention(job.member_id)

@@ -26,6 +26,7 @@ def delete_custom_id(job_id: str) -> str:
 # How each result button looks: emoji and style.
 _BUTTON_LOOKS = {
     "reroll": ("🔁", discord.ButtonStyle.secondary),
+    "remix": ("✏️", discord.ButtonStyle.secondary),
     "delete": ("🗑️", discord.ButtonStyle.danger),
     "cancel": ("✖️", discord.ButtonStyle.secondary),
 }
@@ -33,10 +34,11 @@ _BUTTON_LOOKS = {
 
 class ResultButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"imagine:(?P<action>reroll|delete|cancel):(?P<job>[0-9a-f]{32})",
+    template=r"imagine:(?P<action>reroll|remix|delete|cancel):(?P<job>[0-9a-f]{32})",
 ):
-    """Reroll (same request again, charged to whoever clicks), Delete (requester or admin), and
-    Cancel under a job still waiting to be sent (requester or admin)."""
+    """Reroll (same request again, charged to whoever clicks), Remix (the request in a form to
+    edit, charged to whoever sends it), Delete (requester or admin), and Cancel under a job
+    still waiting to be sent (requester or admin)."""
 
     def __init__(self, action: str, job_id: str, label: str) -> None:
         emoji, style = _BUTTON_LOOKS[action]
@@ -70,8 +72,11 @@ def queue_view(job_id: str, cancel_label: str) -> discord.ui.View:
     return view
 
 
-def result_view(job_id: str, reroll_label: str, delete_label: str) -> discord.ui.View:
+def result_view(
+    job_id: str, *, reroll_label: str, remix_label: str, delete_label: str
+) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(ResultButton("reroll", job_id, reroll_label))
+    view.add_item(ResultButton("remix", job_id, remix_label))
     view.add_item(ResultButton("delete", job_id, delete_label))
     return view

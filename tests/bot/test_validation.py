@@ -3,7 +3,7 @@ import pytest
 from bot import api_contract
 from bot.api_contract import API_MAX_IMAGES, IMAGE_TYPES, MAX_IMAGES, MODES, RATIOS, SPICY_MODE
 from bot.errors import InvalidInput
-from bot.validation import ImageInput, validate_imagine
+from bot.validation import ImageInput, image_type_of, nearest_ratio, validate_imagine
 
 LIMITS = {"max_prompt_length": 100, "max_image_bytes": 1000}
 
@@ -118,3 +118,29 @@ def test_the_contract_is_consistent():
     assert IMAGE_TYPES["image/jpeg"] == (".jpg", ".jpeg")
     with pytest.raises(TypeError):
         IMAGE_TYPES["image/gif"] = (".gif",)  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "ratio"),
+    [
+        (1920, 1080, "16:9"),
+        (1080, 1920, "9:16"),
+        (1000, 1000, "1:1"),
+        (1024, 1536, "2:3"),
+        (1500, 1000, "3:2"),
+        (4000, 1000, "16:9"),  # wider than anything offered: the widest
+        (1000, 4000, "9:16"),
+        (1100, 1000, "1:1"),
+        (None, None, "16:9"),  # size unknown: the default
+        (0, 100, "16:9"),
+    ],
+)
+def test_the_nearest_supported_ratio_is_chosen(width, height, ratio):
+    assert nearest_ratio(width, height) == ratio
+
+
+def test_an_image_known_only_by_url_gets_the_type_its_name_promises():
+    assert image_type_of("https://cdn.example/a/cat.PNG?ex=1") == "image/png"
+    assert image_type_of("https://cdn.example/a/cat.jpeg") == "image/jpeg"
+    assert image_type_of("https://cdn.example/a/cat.gif") is None
+    assert image_type_of("https://cdn.example/a/cat") is None

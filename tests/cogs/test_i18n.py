@@ -155,7 +155,7 @@ async def test_german_member_sees_progress_and_result_in_german(harness: BotHarn
     assert "🎬 Dein Video" in shown
     assert "Format 16:9" in shown
     assert "40 Credits · lustig · 16:9" in shown
-    assert button_labels(result) == ["Noch mal", "Löschen"]
+    assert button_labels(result) == ["Noch mal", "Abwandeln", "Löschen"]
     assert "ready" not in shown
     assert "Reroll" not in shown
 
@@ -352,7 +352,7 @@ async def test_the_poller_delivers_in_the_language_stored_with_the_job(
     result = await harness.wait_for_message(is_result)
     assert result.origin == "channel"
     assert result.content == f"<@{harness.alice.id}>, dein Video ist fertig!"
-    assert button_labels(result) == ["Noch mal", "Löschen"]
+    assert button_labels(result) == ["Noch mal", "Abwandeln", "Löschen"]
     assert "40 Credits · normal · 16:9" in everything(result)
 
 
