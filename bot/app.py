@@ -35,6 +35,7 @@ from bot.ratelimit import RateLimiter
 from bot.schedule import DurationModel, PollPlanner
 from bot.service import ImagineService, JobNotifier
 from bot.shared_budget import SharedRateBudget, budget_key
+from bot.transcode import VideoShrinker
 from bot.video import VideoFetcher
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Infrastructure:
     api: GrokClient
     limiter: RateLimiter
     fetcher: VideoFetcher
+    shrinker: VideoShrinker
     messages: Messages
     jobs: JobStore
     budgets: Budgets
@@ -182,6 +184,9 @@ async def open_infrastructure(
         # Videos come over https; plain http only from the API's own configured origin (a
         # local simulator or a proxy the operator chose).
         fetcher=VideoFetcher(http, allowed_http_origins=[base_url]),
+        # ffmpeg runs in its own processes, two at a time: a burst of large videos never
+        # starves the event loop or the machine.
+        shrinker=VideoShrinker(),
         messages=messages,
         jobs=jobs,
         budgets=Budgets(default_guild_credits=settings.default_guild_credits, clock=clock),

@@ -118,8 +118,8 @@ class Metrics:
         )
         self.delivery_fallbacks = Counter(
             "imagine_delivery_fallbacks",
-            "Deliveries that fell back: a link instead of an upload, the channel instead of "
-            "the interaction.",
+            "Deliveries that fell back: a link instead of an upload, a video re-encoded to fit "
+            "the upload limit, the channel instead of the interaction.",
             ["kind"],
             registry=r,
         )

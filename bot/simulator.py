@@ -133,7 +133,8 @@ class SimulatorConfig:
     credits_per_video: int = 40
     videos_per_task: int = 1
     reset_header: Literal["seconds", "epoch"] = "seconds"
-    video_bytes: int | None = None  # None serves the bundled sample
+    video_bytes: int | None = None  # None serves the bundled sample (or ``video_file``)
+    video_file: str | None = None  # an MP4 to serve instead of the bundled sample
     public_url: str | None = None  # base of video URLs; None uses the request's scheme and host
     seed: int | None = None  # seeds durations and random failures; read once, at construction
 
@@ -304,6 +305,7 @@ _CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "videos_per_task": (int,),
     "reset_header": (str,),
     "video_bytes": (int, type(None)),
+    "video_file": (str, type(None)),
     "public_url": (str, type(None)),
 }
 
@@ -592,6 +594,8 @@ class Simulator:
         ):
             raise web.HTTPNotFound
         size = self.config.video_bytes
+        if size is None and self.config.video_file is not None:
+            return web.FileResponse(self.config.video_file, headers={"Content-Type": "video/mp4"})
         if size is None:
             return web.Response(body=sample_video(), content_type="video/mp4")
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})

@@ -110,6 +110,7 @@ async def assembled(
                 bot,
                 messages=messages,
                 fetcher=infrastructure.fetcher,
+                shrinker=infrastructure.shrinker,
                 tokens=infrastructure.tokens,
                 clock=clock,
                 metrics=infrastructure.metrics,

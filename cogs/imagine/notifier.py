@@ -23,6 +23,7 @@ from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
 from bot.service import Delivery, FailureReason, Progress, QueuePlace
+from bot.transcode import VideoShrinker
 from bot.video import FetchedVideo, VideoFetcher
 from cogs.core.render import NO_PINGS, mention, only_pinging
 from cogs.imagine.render import failure_embed, progress_embed, queue_embed, result_embed
@@ -41,6 +42,9 @@ UNKNOWN_WEBHOOK = 10015
 DELIVERY_LOOKBACK = 50
 # How many jobs the notifier remembers as ended or as having a refused token.
 JOBS_REMEMBERED = 10_000
+# A video over the upload limit is still downloaded, up to this many times the limit, to be
+# re-encoded to fit: the API's links expire, an attachment stays. Larger ones become links.
+DOWNLOAD_LIMIT_FACTOR = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class DiscordNotifier:
         *,
         messages: Messages,
         fetcher: VideoFetcher,
+        shrinker: VideoShrinker,
         tokens: InteractionTokens,
         clock: Clock,
         metrics: Metrics,
@@ -73,6 +78,7 @@ class DiscordNotifier:
         self.bot = bot
         self.messages = messages
         self._fetcher = fetcher
+        self._shrinker = shrinker
         self._tokens = tokens
         self._clock = clock
         self._metrics = metrics
@@ -227,15 +233,44 @@ class DiscordNotifier:
                     extra=job_fields(job),
                 )
                 return Delivery(message_id=posted.id)
+        download_limit = job.upload_limit_bytes * DOWNLOAD_LIMIT_FACTOR
         async with contextlib.AsyncExitStack() as stack:
-            videos: list[FetchedVideo] = [
-                await stack.enter_async_context(
-                    self._fetcher.fetch(url, index=index, max_bytes=job.upload_limit_bytes)
+            videos: list[FetchedVideo] = []
+            for index, url in enumerate(job.video_urls):
+                fetched = await stack.enter_async_context(
+                    self._fetcher.fetch(url, index=index, max_bytes=download_limit)
                 )
-                for index, url in enumerate(job.video_urls)
-            ]
+                videos.append(await self._fitted(job, fetched))
             message = await self._post_result(job, channel, videos)
         return Delivery(message_id=message.id if message is not None else None)
+
+    async def _fitted(self, job: Job, video: FetchedVideo) -> FetchedVideo:
+        """``video`` as it can be attached: as it is, re-encoded to fit, or (no path) a link."""
+        limit = job.upload_limit_bytes
+        if video.path is None or video.size is None or video.size <= limit:
+            return video
+        shrunk = await self._shrinker.shrink(video.path, max_bytes=limit, workdir=video.path.parent)
+        if not shrunk.fitted or shrunk.path is None:
+            log.info(
+                "video of job %s (%d bytes) not re-encoded to fit %d bytes: %s; posting a link",
+                job.id,
+                video.size,
+                limit,
+                shrunk.detail,
+                extra=job_fields(job),
+            )
+            return FetchedVideo(url=video.url, filename=video.filename, path=None, size=video.size)
+        self._metrics.delivery_fallbacks.labels(kind="reencoded").inc()
+        log.info(
+            "video of job %s re-encoded from %d to %d bytes in %.1f s",
+            job.id,
+            video.size,
+            shrunk.size or 0,
+            shrunk.elapsed,
+            extra=job_fields(job),
+        )
+        filename = video.filename.rsplit(".", 1)[0] + ".mp4"
+        return FetchedVideo(url=video.url, filename=filename, path=shrunk.path, size=shrunk.size)
 
     async def _post_result(
         self, job: Job, channel: discord.abc.Messageable, videos: list[FetchedVideo]

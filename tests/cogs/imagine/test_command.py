@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 
+import imageio_ffmpeg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -57,6 +61,42 @@ async def test_a_video_too_large_to_attach_is_posted_as_a_link(harness: BotHarne
     result = await harness.wait_for_message(is_result)
     assert result.attachments == []
     assert "/videos/" in texts(result)
+    assert "expires" in texts(result)  # the API's links are temporary: the member is told
+
+
+@pytest.fixture
+def big_clip(tmp_path: Path) -> Path:
+    """Three seconds of a busy test picture at 3 Mbit/s: about 1.1 MB."""
+    clip = tmp_path / "big.mp4"
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            *("-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=3"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-b:v", "3M", "-pix_fmt", "yuv420p"),
+            str(clip),
+        ],
+        check=True,
+    )
+    return clip
+
+
+async def test_a_video_over_the_upload_limit_is_re_encoded_to_fit(
+    harness: BotHarness, big_clip: Path
+) -> None:
+    clip = big_clip
+    limit = 400_000
+    assert clip.stat().st_size > 2 * limit
+    await harness.start()
+    harness.simulator.config.video_file = str(clip)
+
+    await harness.imagine(prompt="too big to attach", attachment_size_limit=limit)
+    result = await harness.wait_for_message(is_result)
+
+    assert len(result.attachments) == 1
+    attached = result.attachments[0]
+    assert attached.filename.endswith(".mp4")
+    assert 0 < len(attached.data) <= limit
+    assert "/videos/" not in texts(result)  # no expiring link
 
 
 async def test_a_failed_task_explains_itself_and_refunds(harness: BotHarness) -> None:
