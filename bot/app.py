@@ -22,6 +22,7 @@ import aiohttp
 from bot import user_agent
 from bot.alerts import AlertSink, OperatorAlerts, RunDetector
 from bot.budget import Budgets
+from bot.budget_alerts import BudgetAlertSink
 from bot.budget_service import BudgetService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -219,12 +220,24 @@ async def _api_endpoint(settings: Settings, clock: Clock) -> tuple[Simulator | N
     return simulator, base_url, DRY_RUN_TOKEN
 
 
-async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) -> Services:
-    """The use cases, wired to ``notifier``; learns generation times from earlier jobs."""
+async def build_services(
+    infrastructure: Infrastructure,
+    notifier: JobNotifier,
+    budget_alert_sink: BudgetAlertSink | None = None,
+) -> Services:
+    """The use cases, wired to ``notifier`` (jobs) and ``budget_alert_sink`` (alerts to admins);
+    learns generation times from earlier jobs."""
     settings = infrastructure.settings
     durations = DurationModel(settings.poll_expected_seconds)
     min_interval = min(MAX_POLL_SPACING, settings.poll_expected_seconds / 60)
     wakeup = asyncio.Event()
+    budgets = BudgetService(
+        database=infrastructure.database,
+        budgets=infrastructure.budgets,
+        jobs=infrastructure.jobs,
+        clock=infrastructure.clock,
+        alert_sink=budget_alert_sink,
+    )
     imagine = ImagineService(
         database=infrastructure.database,
         budgets=infrastructure.budgets,
@@ -240,6 +253,7 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         metrics=infrastructure.metrics,
         alerts=infrastructure.alerts,
         requests_per_minute=settings.grok_rate_limit_per_minute,
+        after_spend=budgets.announce_alerts if budget_alert_sink is not None else None,
     )
     await imagine.warm_up()
     poller = Poller(
@@ -250,11 +264,5 @@ async def build_services(infrastructure: Infrastructure, notifier: JobNotifier) 
         clock=infrastructure.clock,
         metrics=infrastructure.metrics,
         wakeup=wakeup,
-    )
-    budgets = BudgetService(
-        database=infrastructure.database,
-        budgets=infrastructure.budgets,
-        jobs=infrastructure.jobs,
-        clock=infrastructure.clock,
     )
     return Services(infrastructure=infrastructure, imagine=imagine, budgets=budgets, poller=poller)

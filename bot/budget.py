@@ -14,8 +14,9 @@ Invariants, per guild (the test suite checks them after every test):
 from __future__ import annotations
 
 import calendar
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -405,6 +406,41 @@ class Budgets:
             .order_by(col(MemberUsage.used).desc(), col(MemberUsage.member_id))
         )
         return [(member_id, used) for member_id, used in rows.all()]
+
+    async def spend_by_day(
+        self, session: AsyncSession, guild_id: int, since: datetime
+    ) -> dict[tuple[int, date], int]:
+        """Credits each member spent per day (UTC) since ``since``.
+
+        A job counts on the day its credits were reserved, at its net cost: what settling or a
+        refund gave back later is taken off that day, so a refunded job costs nothing.
+        """
+        rows = await session.exec(
+            select(
+                LedgerEntry.job_id,
+                LedgerEntry.member_id,
+                LedgerEntry.kind,
+                LedgerEntry.amount,
+                LedgerEntry.created_at,
+            ).where(
+                LedgerEntry.guild_id == guild_id,
+                col(LedgerEntry.job_id).is_not(None),
+                col(LedgerEntry.created_at) >= since,
+                col(LedgerEntry.kind).in_(
+                    [LedgerKind.RESERVE, LedgerKind.SETTLE, LedgerKind.REFUND]
+                ),
+            )
+        )
+        reserved: dict[str, tuple[int, date]] = {}
+        net: defaultdict[str, int] = defaultdict(int)
+        for job_id, member_id, kind, amount, created_at in rows.all():
+            net[job_id] += amount
+            if kind == LedgerKind.RESERVE and member_id is not None:
+                reserved[job_id] = (member_id, created_at.date())
+        spend: defaultdict[tuple[int, date], int] = defaultdict(int)
+        for job_id, member_day in reserved.items():  # jobs reserved before ``since`` are left out
+            spend[member_day] += max(0, -net[job_id])
+        return {key: amount for key, amount in spend.items() if amount > 0}
 
     # --- internals -------------------------------------------------------------------------
 

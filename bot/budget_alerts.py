@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import delete, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -102,6 +102,14 @@ class BudgetAlert:
     @property
     def exhausted(self) -> bool:
         return self.threshold_percent >= EXHAUSTED_PERCENT
+
+
+class BudgetAlertSink(Protocol):
+    """Where budget alerts are posted: implemented on Discord in ``cogs``."""
+
+    async def post(self, alert: BudgetAlert) -> None:
+        """Post ``alert`` in its channel. Raises when it could not be posted."""
+        ...
 
 
 def check_threshold(threshold_percent: int) -> None:

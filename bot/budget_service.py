@@ -5,17 +5,25 @@ The Discord commands call these and render the result; they never open a session
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from bot import budget_alerts
 from bot.budget import Budgets, BudgetView
-from bot.budget_alerts import DEFAULT_THRESHOLD_PERCENT, AlertSettings, BudgetAlert
+from bot.budget_alerts import (
+    DEFAULT_THRESHOLD_PERCENT,
+    AlertSettings,
+    BudgetAlert,
+    BudgetAlertSink,
+)
 from bot.clock import Clock
 from bot.db import Database
 from bot.jobs import JobStore
 from bot.models import Job, LedgerEntry
+
+log = logging.getLogger(__name__)
 
 # A member's jobs listed by /credits; more than this are summarized as a count.
 ACTIVE_JOBS_SHOWN = 10
@@ -31,6 +39,15 @@ class CreditsOverview:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyUsage:
+    """This period's spend per member and day (UTC), with the budget it is counted against."""
+
+    budget: BudgetView
+    spend: dict[tuple[int, date], int]
+    today: date
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryPage:
     entries: list[LedgerEntry]
     page: int  # zero-based, clamped to the pages there are
@@ -41,12 +58,19 @@ class BudgetService:
     """Reads and changes of server budgets, for members and admins."""
 
     def __init__(
-        self, *, database: Database, budgets: Budgets, jobs: JobStore, clock: Clock
+        self,
+        *,
+        database: Database,
+        budgets: Budgets,
+        jobs: JobStore,
+        clock: Clock,
+        alert_sink: BudgetAlertSink | None = None,
     ) -> None:
         self._database = database
         self._budgets = budgets
         self._jobs = jobs
         self._clock = clock
+        self._alert_sink = alert_sink
 
     async def overview(self, guild_id: int, member_id: int) -> CreditsOverview:
         async with self._database.transaction() as session:
@@ -108,6 +132,13 @@ class BudgetService:
         async with self._database.transaction() as session:
             return await self._budgets.usage(session, guild_id)
 
+    async def daily_usage(self, guild_id: int) -> DailyUsage:
+        """For the /budget usage chart: who spent what on which day of this period."""
+        async with self._database.transaction() as session:
+            budget = await self._budgets.view(session, guild_id)
+            spend = await self._budgets.spend_by_day(session, guild_id, budget.period_start)
+        return DailyUsage(budget=budget, spend=spend, today=self._clock.now().date())
+
     # --- budget alerts (see bot.budget_alerts) ------------------------------------------------
 
     async def configure_alerts(
@@ -160,3 +191,25 @@ class BudgetService:
             return await budget_alerts.claim_due_alerts(
                 session, settings, budget, now or self._clock.now()
             )
+
+    async def announce_alerts(self, guild_id: int) -> None:
+        """Post the alerts that are due after credits were spent. Never raises: an alert is
+        claimed before it is posted, so one that cannot be posted is logged and dropped."""
+        if self._alert_sink is None:
+            return
+        try:
+            due = await self.alerts_due(guild_id)
+        except Exception:
+            log.exception("budget alerts of guild %s could not be checked", guild_id)
+            return
+        for alert in due:
+            try:
+                await self._alert_sink.post(alert)
+            except Exception as error:  # noqa: BLE001 - the admins' channel, not our failure
+                log.warning(
+                    "budget alert (%d %%) for guild %s not posted in channel %s: %s",
+                    alert.threshold_percent,
+                    guild_id,
+                    alert.channel_id,
+                    error,
+                )

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -160,6 +161,7 @@ class ImagineService:
         metrics: Metrics,
         alerts: OperatorAlerts,
         requests_per_minute: int,
+        after_spend: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.database = database
         self.budgets = budgets
@@ -184,6 +186,9 @@ class ImagineService:
         # Their sends, so that a job cancelled while it waits stops waiting at once.
         self._sends: dict[str, asyncio.Future[str]] = {}
         self._requests_per_minute = requests_per_minute
+        # Told the guild after each reservation (budget alerts), beside the request.
+        self._after_spend = after_spend
+        self._background: set[asyncio.Task[None]] = set()
 
     async def warm_up(self) -> None:
         """Learn generation times from jobs delivered before this process started."""
@@ -231,6 +236,10 @@ class ImagineService:
                 reroll_of=reroll_of,
             )
         )
+        if self._after_spend is not None:
+            announcing = asyncio.create_task(self._after_spend(job.guild_id))
+            self._background.add(announcing)
+            announcing.add_done_callback(self._background.discard)
         sending = asyncio.create_task(self.submit(job.id), name=f"imagine-submit-{job.id}")
         # Progress is shown beside the submission and never holds it up.
         shown = asyncio.create_task(self._show_until_sent(job, sending))

@@ -26,6 +26,8 @@ from bot.coordination import IdentifyTurns
 from bot.i18n import Messages
 from bot.monitoring import MonitoringServer
 from cogs import FEATURES
+from cogs.budget.alerts import DiscordBudgetAlerts
+from cogs.budget.render import BudgetRenderer
 from cogs.core.client import ImagineBot
 from cogs.core.errors import ErrorReporter
 from cogs.core.operator import DiscordOperatorSink
@@ -118,7 +120,10 @@ async def assembled(
                     dry_run=settings.dry_run, job_timeout_minutes=settings.job_timeout_minutes
                 ),
             )
-            services = await build_services(infrastructure, notifier)
+            budget_alerts = DiscordBudgetAlerts(
+                bot, render=BudgetRenderer(messages, settings.credits_per_video), clock=clock
+            )
+            services = await build_services(infrastructure, notifier, budget_alerts)
             for name in FEATURES:
                 await importlib.import_module(name).setup(bot, services, reporter)
             monitoring = _monitoring(bot, services)

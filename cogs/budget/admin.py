@@ -7,13 +7,16 @@ server may widen who sees it with its own command permissions.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.budget_alerts import DEFAULT_THRESHOLD_PERCENT, MAX_THRESHOLD_PERCENT
 from bot.budget_service import BudgetService
+from bot.charts import named_members, render_usage_chart_async, usage_chart
 from bot.config import BudgetAdmins, Settings
 from bot.errors import InvalidInput
 from bot.i18n import Messages
@@ -27,6 +30,12 @@ from cogs.core.translator import text
 
 HISTORY_PAGE_SIZE = 10
 MAX_CREDITS = 100_000_000
+# Members with their own colour in the usage chart; the rest are summed up as "others".
+CHART_MEMBERS = 5
+# What the bot needs in a channel to post budget warnings there.
+_ALERT_CHANNEL_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, embed_links=True
+)
 
 PERIOD_CHOICES = [
     app_commands.Choice(name=text("no reset", "cmd.choice.period_none"), value="none"),
@@ -44,6 +53,14 @@ class BudgetCog(commands.Cog, name=BUDGET_COG):
         description=text("Manage this server's video budget", "cmd.budget.description"),
         guild_only=True,
         default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    alerts = app_commands.Group(
+        name=text("alerts", "cmd.budget.alerts_name"),
+        description=text(
+            "Warnings in a channel before the budget runs out", "cmd.budget.alerts_description"
+        ),
+        parent=budget,
     )
 
     def __init__(
@@ -177,13 +194,134 @@ class BudgetCog(commands.Cog, name=BUDGET_COG):
 
     @budget.command(
         name=text("usage", "cmd.budget.usage_name"),
-        description=text("Spend by member in this period", "cmd.budget.usage_description"),
+        description=text(
+            "Spend by member and day in this period, as a chart", "cmd.budget.usage_description"
+        ),
     )
     async def usage(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
+        assert interaction.guild is not None
+        guild = interaction.guild
+        language = language_for(interaction)
+        rows = await self.budgets.usage(guild.id)
+        daily = await self.budgets.daily_usage(guild.id)
+        names = {
+            member_id: await self._display_name(guild, member_id)
+            for member_id in named_members(daily.spend, top=CHART_MEMBERS)
+        }
+        chart = usage_chart(
+            daily.spend,
+            period_start=daily.budget.period_start.date(),
+            today=daily.today,
+            names=names,
+            others_label=self.messages.text(language, "budget.usage.others"),
+            budget=daily.budget.limit + daily.budget.bonus,
+            labels=self.render.chart_labels(language),
+            top=CHART_MEMBERS,
+        )
+        embed = self.render.usage(language, rows)
+        if chart is None:  # nothing spent yet: the words say so, no empty picture
+            await self._reply(interaction, embed)
+            return
+        png = await render_usage_chart_async(chart)
+        embed.description = "\n\n".join(
+            part for part in (embed.description, self.render.chart_summary(language, chart)) if part
+        )
+        embed.set_image(url="attachment://usage.png")
+        picture = discord.File(
+            io.BytesIO(png),
+            filename="usage.png",
+            description=self.messages.text(language, "budget.usage.alt"),
+        )
+        await interaction.followup.send(
+            embed=embed, file=picture, ephemeral=True, allowed_mentions=NO_PINGS
+        )
+
+    async def _display_name(self, guild: discord.Guild, member_id: int) -> str:
+        """A member's name for the chart (a picture cannot show a mention)."""
+        member = guild.get_member(member_id)
+        if member is None:
+            try:
+                member = await guild.fetch_member(member_id)
+            except discord.HTTPException:
+                return str(member_id)  # left the server
+        return member.display_name
+
+    # --- budget warnings ----------------------------------------------------------------------
+
+    @alerts.command(
+        name=text("on", "cmd.budget.alerts_on_name"),
+        description=text(
+            "Warn in a channel when spend crosses a share of the budget, and when it's used up",
+            "cmd.budget.alerts_on_description",
+        ),
+    )
+    @app_commands.rename(
+        channel=text("channel", "cmd.budget.channel_name"),
+        at=text("at", "cmd.budget.at_name"),
+        role=text("role", "cmd.budget.role_name"),
+    )
+    @app_commands.describe(
+        channel=text("Where the warnings are posted", "cmd.budget.channel_description"),
+        at=text(
+            "Percent of the budget that triggers the early warning (default 80)",
+            "cmd.budget.at_description",
+        ),
+        role=text(
+            "A role to ping with each warning (default: nobody is pinged)",
+            "cmd.budget.role_description",
+        ),
+    )
+    async def alerts_on(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        at: app_commands.Range[int, 1, MAX_THRESHOLD_PERCENT] = DEFAULT_THRESHOLD_PERCENT,
+        role: discord.Role | None = None,
+    ) -> None:
+        guild = interaction.guild
+        assert guild is not None
+        # Refused before anything is saved: a warning nobody can see is worse than none.
+        if guild.me is None or not channel.permissions_for(guild.me).is_superset(
+            _ALERT_CHANNEL_PERMISSIONS
+        ):
+            raise InvalidInput("budget.alerts.cannot_post", channel=channel.mention)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.budgets.configure_alerts(
+            guild.id,
+            channel_id=channel.id,
+            at_percent=at,
+            ping_role_id=role.id if role is not None else None,
+            actor_id=interaction.user.id,
+        )
+        language = language_for(interaction)
+        if role is None:
+            saved = self.messages.text(
+                language, "budget.alerts.saved", channel=channel.mention, at=at
+            )
+        else:
+            saved = self.messages.text(
+                language,
+                "budget.alerts.saved_ping",
+                channel=channel.mention,
+                at=at,
+                role=role.mention,
+            )
+        await self._reply(interaction, discord.Embed(description=saved))
+
+    @alerts.command(
+        name=text("off", "cmd.budget.alerts_off_name"),
+        description=text("Stop the budget warnings", "cmd.budget.alerts_off_description"),
+    )
+    async def alerts_off(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
         assert interaction.guild_id is not None
-        rows = await self.budgets.usage(interaction.guild_id)
-        await self._reply(interaction, self.render.usage(language_for(interaction), rows))
+        was_on = await self.budgets.disable_alerts(interaction.guild_id)
+        key = "budget.alerts.off" if was_on else "budget.alerts.were_off"
+        await self._reply(
+            interaction,
+            discord.Embed(description=self.messages.text(language_for(interaction), key)),
+        )
 
     async def on_history_button(
         self, interaction: discord.Interaction, guild_id: int, page: int

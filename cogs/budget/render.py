@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import discord
 
 from bot.budget import BudgetView, Period
+from bot.budget_alerts import BudgetAlert
 from bot.budget_service import CreditsOverview, HistoryPage
+from bot.charts import ChartLabels, UsageChart, usage_summary
 from bot.i18n import Messages, format_number
 from bot.models import Job
-from cogs.core.render import EMBED_COLOUR, mention, message_link, shorten, timestamp
+from cogs.core.render import (
+    EMBED_COLOUR,
+    FAILURE_COLOUR,
+    mention,
+    message_link,
+    shorten,
+    timestamp,
+)
 
 USAGE_LINES = 20
 
@@ -181,6 +192,71 @@ class BudgetRenderer:
             title=text(language, "budget.usage.title"),
             description="\n".join(lines) or text(language, "budget.usage.empty"),
             colour=EMBED_COLOUR,
+        )
+
+    def chart_labels(self, language: str) -> ChartLabels:
+        text = self._messages.text
+        day_format = text(language, "budget.usage.day_format")
+        return ChartLabels(
+            title=text(language, "budget.usage.chart_title"),
+            credits_axis=text(language, "budget.usage.credits_axis"),
+            per_day=text(language, "budget.usage.per_day"),
+            spent_so_far=text(language, "budget.usage.spent_so_far"),
+            budget=text(language, "budget.usage.budget"),
+            format_day=lambda day: day.strftime(day_format),
+            format_credits=lambda value: format_number(language, value),
+        )
+
+    def chart_summary(self, language: str, chart: UsageChart) -> str:
+        """The chart's numbers in words, for members who cannot see the picture."""
+        summary = usage_summary(chart)
+        busiest = summary.busiest_day
+        day, spent_that_day = busiest if busiest is not None else (chart.days[-1], 0)
+        key = (
+            "budget.usage.summary"
+            if summary.budget is not None
+            else "budget.usage.summary_unlimited"
+        )
+        return self._messages.text(
+            language,
+            key,
+            spent=summary.total,
+            budget=summary.budget or 0,
+            day=chart.labels.format_day(day),
+            credits=spent_that_day,
+        )
+
+    def alert(self, language: str, alert: BudgetAlert, now: datetime) -> discord.Embed:
+        """A budget warning for the admins' channel."""
+        text = self._messages.text
+        if alert.exhausted:
+            title = text(language, "budget.alert.title_exhausted")
+        else:
+            title = text(language, "budget.alert.title_threshold", percent=alert.threshold_percent)
+        # The burn rate is measured over the last 24 hours, or since the period began.
+        hours = max(1, round((now - alert.burn_since).total_seconds() / 3600))
+        lines = [
+            text(language, "budget.alert.left", left=max(alert.remaining, 0), budget=alert.budget)
+        ]
+        if alert.burn_per_hour > 0:
+            lines.append(
+                text(language, "budget.alert.burn", hours=hours, per_hour=alert.burn_per_hour)
+            )
+        else:
+            lines.append(text(language, "budget.alert.idle", hours=hours))
+        resets_at = alert.resets_at
+        if alert.runs_out_at is not None and (resets_at is None or alert.runs_out_at < resets_at):
+            lines.append(text(language, "budget.alert.runs_out", when=timestamp(alert.runs_out_at)))
+        elif resets_at is not None and alert.burn_per_hour > 0 and not alert.exhausted:
+            lines.append(text(language, "budget.alert.lasts", when=timestamp(resets_at)))
+        if resets_at is not None:
+            lines.append(text(language, "budget.alert.resets", when=timestamp(resets_at)))
+        else:
+            lines.append(text(language, "budget.alert.never_resets"))
+        return discord.Embed(
+            title=title,
+            description="\n".join(lines),
+            colour=FAILURE_COLOUR if alert.exhausted else EMBED_COLOUR,
         )
 
     def credits(self, language: str, overview: CreditsOverview) -> discord.Embed:

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.budget import BudgetChangeRefused, BudgetRefused
+from bot.budget_alerts import AlertSettingsRefused
 from bot.errors import UserFacingError
 from bot.i18n import Messages
 from cogs.core.locale import language_for
@@ -64,6 +65,13 @@ def describe(
         return budget_refusal_text(messages, language, error, credits_per_video)
     if isinstance(error, BudgetChangeRefused):
         return messages.text(language, f"budget.error.{error.reason}", **error.params)
+    if isinstance(error, AlertSettingsRefused):
+        return messages.text(language, f"budget.alerts.error.{error.reason}", **error.params)
+    return _check_text(error, messages, language)
+
+
+def _check_text(error: BaseException, messages: Messages, language: str) -> str | None:
+    """The message for a check discord.py ran before the command, or None."""
     if isinstance(error, app_commands.BotMissingPermissions):
         missing = ", ".join(error.missing_permissions)
         return messages.text(language, "error.bot_permissions", permissions=missing)

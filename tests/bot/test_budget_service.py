@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from bot.budget import BudgetChangeRefused, Budgets, LedgerKind
@@ -74,3 +76,30 @@ async def test_an_unknown_period_is_refused(service: BudgetService) -> None:
         )
     assert refused.value.reason == "unknown_period"
     assert (await service.view(GUILD)).limit == 400
+
+
+async def test_daily_usage_counts_each_job_on_its_day_at_its_net_cost(
+    service: BudgetService, database: Database, jobs: JobStore, clock: FakeClock
+) -> None:
+    budgets = Budgets(default_guild_credits=400, clock=clock)
+
+    async def reserved(member: int) -> str:
+        job_id = await add_job(database, jobs, clock, member)
+        async with database.transaction() as session:
+            await budgets.reserve(session, guild_id=GUILD, member_id=member, cost=40, job_id=job_id)
+        return job_id
+
+    first_day = clock.now().date()
+    settled = await reserved(ALICE)
+    refunded = await reserved(ALICE)
+    await clock.advance(24 * 3600)
+    await reserved(BOB)
+    async with database.transaction() as session:
+        await budgets.settle(session, settled, 40)
+        await budgets.refund(session, refunded)  # a day later: the first day loses it again
+
+    usage = await service.daily_usage(GUILD)
+
+    assert usage.spend == {(ALICE, first_day): 40, (BOB, usage.today): 40}
+    assert usage.today == first_day + timedelta(days=1)
+    assert usage.budget.limit == 400

@@ -7,6 +7,7 @@ from typing import get_args
 import pytest
 
 from bot.budget import BudgetChangeReason, LedgerKind, Period
+from bot.budget_alerts import AlertSettingsReason
 from bot.grok import MODES
 from bot.grok import PENDING_STATUSES as API_PENDING_STATUSES
 from bot.i18n import (
@@ -119,6 +120,7 @@ COMPUTED_KEYS: dict[str, tuple[str, ...]] = {
     "budget.set.per_": tuple(period.value for period in Period),
     "credits.state_": tuple(state.value for state in ACTIVE_STATES),
     "budget.error.": get_args(BudgetChangeReason),
+    "budget.alerts.error.": get_args(AlertSettingsReason),
     "cmd.choice.mode_": MODES,
     # Our own two steps before the API answers, then every status the API reports while working.
     "imagine.status.": ("submitting", "submitted", *sorted(API_PENDING_STATUSES)),

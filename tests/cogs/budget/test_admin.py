@@ -109,7 +109,7 @@ async def test_budget_is_for_server_managers_and_credits_for_everyone(
     assert for_members["name_localizations"]["de"] == "guthaben"
     assert for_members.get("options", []) == []
     subcommands = {option["name"]: option for option in command["options"]}
-    assert set(subcommands) == {"show", "set", "add", "history", "usage"}
+    assert set(subcommands) == {"show", "set", "add", "history", "usage", "alerts"}
     assert [option["name"] for option in subcommands["set"]["options"]] == [
         "credits",
         "period",
@@ -318,12 +318,34 @@ async def test_usage_lists_members_by_spend_top_first(harness: BotHarness) -> No
         await harness.imagine(member, prompt=prompt)
     await wait_until_all_delivered(harness, 5)
 
-    usage = await budget_reply(harness, "usage")
+    record = await harness.budget("usage")
+    reply = await reply_to(harness, record)
+    assert reply.ephemeral
+    (usage,) = reply.embeds
     assert usage["title"] == "Spend by member this period"
-    assert usage["description"].splitlines() == [
+    assert usage["description"].splitlines()[:2] == [
         f"1. <@{harness.alice.id}>: 120 credits (3 videos)",
         f"2. <@{harness.bob.id}>: 80 credits (2 videos)",
     ]
+    # The chart, with its numbers in words for screen readers, and as the picture's alt text.
+    assert "200 of 400 credits spent so far" in usage["description"]
+    assert usage["image"]["url"].endswith("usage.png")
+    (chart,) = reply.attachments
+    assert chart.filename == "usage.png"
+    assert chart.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert chart.description is not None
+    assert chart.description.startswith("Chart: credits spent per day")
+
+
+async def test_usage_without_spend_says_so_in_words_and_draws_nothing(
+    harness: BotHarness,
+) -> None:
+    await harness.start()
+    record = await harness.budget("usage")
+    reply = await reply_to(harness, record)
+    (usage,) = reply.embeds
+    assert usage["description"] == "No one has used the budget in this period yet."
+    assert reply.attachments == []
 
 
 async def test_a_new_period_resets_spent_but_keeps_the_ledger(harness: BotHarness) -> None:

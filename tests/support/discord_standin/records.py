@@ -46,6 +46,8 @@ DEFAULT_MEMBER_PERMISSIONS = discord.Permissions(
 ).value
 _ADMINISTRATOR = discord.Permissions(administrator=True).value
 _MANAGE_MESSAGES = discord.Permissions(manage_messages=True).value
+PERMISSION_VIEW_CHANNEL = discord.Permissions(view_channel=True).value
+PERMISSION_SEND_MESSAGES = discord.Permissions(send_messages=True).value
 ADMINISTRATOR_PERMISSIONS = DEFAULT_MEMBER_PERMISSIONS | _ADMINISTRATOR
 DEFAULT_BOT_PERMISSIONS = DEFAULT_MEMBER_PERMISSIONS | _MANAGE_MESSAGES
 
@@ -155,6 +157,11 @@ class Channel:
     name: str
     position: int
     nsfw: bool = False
+    # Permission overwrites: role or member id → (allowed bits, denied bits).
+    role_overwrites: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def denies(self, role_id: int, permission: int) -> bool:
+        return bool(self.role_overwrites.get(role_id, (0, 0))[1] & permission)
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -167,7 +174,10 @@ class Channel:
             "topic": None,
             "parent_id": None,
             "rate_limit_per_user": 0,
-            "permission_overwrites": [],
+            "permission_overwrites": [
+                {"id": str(role_id), "type": 0, "allow": str(allow), "deny": str(deny)}
+                for role_id, (allow, deny) in self.role_overwrites.items()
+            ],
             "last_message_id": None,
         }
 
@@ -205,6 +215,8 @@ class Guild:
     bot_role_id: int
     bot_permissions: int
     channels: list[Channel] = field(default_factory=list)
+    # Plain roles with no permissions of their own (to mention, say): id → name.
+    extra_roles: dict[int, str] = field(default_factory=dict)
 
     @property
     def text_channel(self) -> Channel:
@@ -239,6 +251,10 @@ class Guild:
         return [
             role(self.id, "@everyone", self.everyone_permissions, 0, managed=False),
             role(self.bot_role_id, "bot", self.bot_permissions, 1, managed=True),
+            *(
+                role(role_id, name, 0, position, managed=False)
+                for position, (role_id, name) in enumerate(self.extra_roles.items(), start=2)
+            ),
         ]
 
 

@@ -45,6 +45,8 @@ from tests.support.discord_standin.records import (
     MESSAGE_FLAG_EPHEMERAL,
     MESSAGE_FLAG_LOADING,
     NONCE_WINDOW_SECONDS,
+    PERMISSION_SEND_MESSAGES,
+    PERMISSION_VIEW_CHANNEL,
     Channel,
     CommandSync,
     DMChannel,
@@ -89,6 +91,7 @@ OPTION_INTEGER = 4
 OPTION_BOOLEAN = 5
 OPTION_USER = 6
 OPTION_CHANNEL = 7
+OPTION_ROLE = 8
 OPTION_NUMBER = 10
 OPTION_ATTACHMENT = 11
 
@@ -485,6 +488,20 @@ class DiscordStandIn:
         )
         self.users[user.id] = user
         return user
+
+    def add_role(self, guild: Guild, name: str) -> int:
+        """A plain role in ``guild`` (no permissions of its own); returns its id. Add roles
+        before the bot connects: no GUILD_ROLE_CREATE is dispatched."""
+        role_id = self._snowflake()
+        guild.extra_roles[role_id] = name
+        return role_id
+
+    def deny_bot(self, channel: Channel, permissions: int) -> None:
+        """Overwrite ``channel`` so that the bot's role lacks ``permissions`` there (before the
+        bot connects: no CHANNEL_UPDATE is dispatched)."""
+        guild = self.guilds[channel.guild_id]
+        allow, deny = channel.role_overwrites.get(guild.bot_role_id, (0, 0))
+        channel.role_overwrites[guild.bot_role_id] = (allow & ~permissions, deny | permissions)
 
     def add_guild(
         self,
@@ -974,6 +991,13 @@ class DiscordStandIn:
             channel_payload = value.payload() | {"permissions": str(guild.bot_permissions)}
             resolved.setdefault("channels", {})[str(value.id)] = channel_payload
             return {"name": name, "type": option_type, "value": str(value.id)}
+        if option_type == OPTION_ROLE:
+            # A role is passed by its id; it must be one of the guild's.
+            role = next((r for r in guild.roles_payload() if r["id"] == str(value)), None)
+            if role is None:
+                raise ValueError(f"guild {guild.id} has no role {value}")
+            resolved.setdefault("roles", {})[str(value)] = role
+            return {"name": name, "type": option_type, "value": str(value)}
         if option_type == OPTION_NUMBER:
             assert isinstance(value, int | float)
             return {"name": name, "type": option_type, "value": float(value)}
@@ -1273,6 +1297,7 @@ class DiscordStandIn:
             ("GET", api + "/users/@me", self._get_me),
             ("POST", api + "/users/@me/channels", self._create_dm),
             ("GET", api + "/users/{user_id}", self._get_user),
+            ("GET", api + "/guilds/{guild_id}/members/{user_id}", self._get_guild_member),
             ("GET", api + "/oauth2/applications/@me", self._get_application),
             ("GET", api + "/applications/@me", self._get_application),
             ("GET", api + "/gateway", self._get_gateway),
@@ -1334,6 +1359,20 @@ class DiscordStandIn:
         if user is None:
             raise DiscordError(404, 10013, "Unknown User")
         return _json_response(user.full_payload())
+
+    async def _get_guild_member(self, request: web.Request) -> web.Response:
+        """Get Guild Member: needs no privileged intent (only listing members does)."""
+        self._require_bot_token(request)
+        guild = self.guilds.get(int(request.match_info["guild_id"]))
+        if guild is None:
+            raise DiscordError(404, 10004, "Unknown Guild")
+        try:
+            user = self._known_user(int(request.match_info["user_id"]))
+        except ValueError:
+            user = None
+        if user is None:
+            raise DiscordError(404, 10007, "Unknown Member")
+        return _json_response(user.member_payload(self._clock.now()))
 
     async def _create_dm(self, request: web.Request) -> web.Response:
         """Create DM: the bot's one DM channel with ``recipient_id``, made on first use."""
@@ -1646,6 +1685,8 @@ class DiscordStandIn:
         channel = self._channel(request)
         if isinstance(channel, DMChannel):
             self._require_dm_recipient_reachable(channel.recipient)
+        else:
+            self._require_bot_may_post(channel)
         nonce = body.get("nonce")
         nonce_key = (self.bot_user.id, str(nonce))
         now = self._clock.monotonic()
@@ -1664,6 +1705,14 @@ class DiscordStandIn:
             self._nonces[nonce_key] = (now, message)
         await self._notify()
         return _json_response(message.payload(self.users))
+
+    def _require_bot_may_post(self, channel: Channel) -> None:
+        """A channel whose overwrites deny the bot's role viewing or sending refuses its posts."""
+        guild = self.guilds[channel.guild_id]
+        if channel.denies(guild.bot_role_id, PERMISSION_VIEW_CHANNEL):
+            raise DiscordError(403, 50001, "Missing Access")
+        if channel.denies(guild.bot_role_id, PERMISSION_SEND_MESSAGES):
+            raise DiscordError(403, 50013, "Missing Permissions")
 
     async def _get_channel_message(self, request: web.Request) -> web.Response:
         return _json_response(self._channel_message(request).payload(self.users))
