@@ -35,6 +35,7 @@ from bot.service import (
 )
 from bot.simulator import Fault, Simulator, SimulatorConfig
 from tests.support.clock import FakeClock
+from tests.support.jobs import new_job
 from tests.support.poller import drain, job_steps
 
 T = TypeVar("T")
@@ -615,3 +616,45 @@ async def test_generation_times_are_shared_between_processes(world: World) -> No
     assert await other.learn_from_others() == 0
     assert await world.service.learn_from_others() == 0
     assert world.service.durations.observed == learned_here
+
+
+async def test_a_busy_server_does_not_slow_another_whichever_process_polls_it(
+    world: World,
+) -> None:
+    quiet_guild = GUILD + 1
+    # Two processes on one database, on a key so small that polling must be rationed.
+    services = [world.service, other_process(world)]
+    pollers = [
+        Poller(
+            service=service,
+            database=world.database,
+            jobs=world.jobs,
+            limiter=RateLimiter(6, clock=world.clock),
+            clock=world.clock,
+            metrics=Metrics(),
+        )
+        for service in services
+    ]
+    busy = [await world.new_job(f"busy {n}") for n in range(9)]
+    quiet_job = await world.service.start(new_job(guild_id=quiet_guild, prompt="the only one"))
+    quiet = (await world.drive(world.service.submit(quiet_job.id))).job
+    assert quiet.state == JobState.RUNNING
+
+    # Every first status check falls due; each process takes what it can claim.
+    await world.clock.advance(max(0.0, world.service.planner.first_poll()) + 1)
+    for poller in pollers:
+        await world.drive(poller.tick())
+    await drain()
+    steps = {job.id: await world.job(job.id) for job in [*busy, quiet]}
+    assert all(job.poll_count == 1 for job in steps.values()), "a due job was left behind"
+
+    def next_gap(job: Job) -> float:
+        assert job.next_poll_at is not None
+        assert job.last_polled_at is not None
+        return (job.next_poll_at - job.last_polled_at).total_seconds()
+
+    # The quiet server's job keeps a far shorter spacing than any of the busy server's.
+    quiet_gap = next_gap(steps[quiet.id])
+    busy_gaps = [next_gap(steps[job.id]) for job in busy if steps[job.id].state == "running"]
+    assert busy_gaps
+    assert quiet_gap < min(busy_gaps)
