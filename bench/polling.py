@@ -13,11 +13,13 @@ a poller waiting Dmin and then polling at a fixed pace sits on (ratio 1.0).
 
 With ``--cold`` the run compares the learned poller warm (the measurement above) with the same
 poller cold: a new bot with no history at all, nothing but ``POLL_EXPECTED_SECONDS`` (the prior),
-measured on its first ``--cold-jobs`` jobs with no learning phase. Results go to
-``bench/results/polling-cold.json`` (the fixed pollers are skipped unless ``--fixed`` is given).
+measured on its first ``--cold-jobs`` jobs with no learning phase. One such run is a noisy
+figure (30 jobs), so ``--cold-runs`` new bots run one after another, each with its own seed, and are
+reported one by one and pooled. Results go to ``bench/results/polling-cold.json`` (the fixed
+pollers are skipped unless ``--fixed`` is given).
 
     python -m bench.polling [--expected 60] [--learn 60] [--jobs 60] [--quick]
-    python -m bench.polling --cold [--cold-jobs 30] [--quick]
+    python -m bench.polling --cold [--cold-jobs 30] [--cold-runs 3] [--quick]
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class PollingOptions:
     seed: int = 20240601
     cold: bool = False  # also measure the learned poller cold: no history, no learning phase
     cold_jobs: int = 30
+    # New bots, each with its own seed, one after another: 30 jobs make one ratio noisy.
+    cold_runs: int = 3
 
     @property
     def shortest_duration(self) -> float:
@@ -116,6 +120,22 @@ class PollerResult:
     learned_samples: int | None
     http_answers: dict[int, int]
 
+    @classmethod
+    def pooled(cls, name: str, parts: list[PollerResult]) -> PollerResult:
+        """Several runs of equally many jobs as one: means over every job."""
+        count = len(parts)
+        return cls(
+            poller=name,
+            jobs=sum(part.jobs for part in parts),
+            gets_per_job=sum(part.gets_per_job for part in parts) / count,
+            lateness_mean=sum(part.lateness_mean for part in parts) / count,
+            lateness_p95=max(part.lateness_p95 for part in parts),
+            lateness_max=max(part.lateness_max for part in parts),
+            bound=sum(part.bound for part in parts) / count,
+            learned_samples=None,
+            http_answers={},
+        )
+
     @property
     def product(self) -> float:
         return (self.gets_per_job - 1) * self.lateness_mean
@@ -133,7 +153,12 @@ def variant_name(interval: float | None) -> str:
 
 
 async def run_variant(
-    interval: float | None, options: PollingOptions, folder: Path, *, cold: bool = False
+    interval: float | None,
+    options: PollingOptions,
+    folder: Path,
+    *,
+    cold: bool = False,
+    seed: int | None = None,
 ) -> PollerResult:
     """The whole bot with the learned schedule (``interval`` None) or a fixed interval.
 
@@ -148,7 +173,7 @@ async def run_variant(
         min_seconds=0.5 * options.expected,
         max_seconds=1.5 * options.expected,
         rate_limit_per_minute=options.rate_limit,
-        seed=options.seed,
+        seed=options.seed if seed is None else seed,
     )
     async with loopback(simulator, folder=folder, guilds=options.servers, members=10) as world:
         # The learned schedule spaces one job's polls by at least min(1 s, prior / 60): the bot
@@ -200,8 +225,17 @@ async def run(options: PollingOptions, folder: Path) -> dict[str, object]:
         "target": target,
     }
     if options.cold:
-        cold = await run_variant(None, options, folder / COLD, cold=True)
+        runs: list[PollerResult] = []
+        for run in range(options.cold_runs):  # one after another: discord.py's patch is global
+            runs.append(
+                await run_variant(
+                    None, options, folder / f"{COLD}-{run}", cold=True, seed=options.seed + run
+                )
+            )
+            print_row(runs[-1])
+        cold = PollerResult.pooled(COLD, runs)
         print_row(cold)
+        figures["cold_runs"] = [run.as_json() for run in runs]
         figures["pollers"] = [cold.as_json(), *figures["pollers"]]  # type: ignore[misc]
         figures["cold_vs_warm"] = {
             "cold_ratio": cold.ratio,
@@ -255,6 +289,12 @@ def parse_options(argv: list[str] | None = None) -> tuple[PollingOptions, bool]:
     )
     parser.add_argument("--cold-jobs", type=int, default=defaults.cold_jobs)
     parser.add_argument(
+        "--cold-runs",
+        type=int,
+        default=defaults.cold_runs,
+        help="new bots measured one after another, each with its own seed (pooled into one figure)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1-second jobs, a few of each, not saved"
     )
     args = parser.parse_args(argv)
@@ -273,6 +313,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[PollingOptions, bool]:
                 fixed=() if args.cold else (0.05, 0.2),
                 cold=args.cold,
                 cold_jobs=4,
+                cold_runs=2,
             ),
             True,
         )
@@ -287,6 +328,7 @@ def parse_options(argv: list[str] | None = None) -> tuple[PollingOptions, bool]:
         seed=args.seed,
         cold=args.cold,
         cold_jobs=args.cold_jobs,
+        cold_runs=args.cold_runs,
     )
     return options, False
 

@@ -133,6 +133,7 @@ async def test_polling_cold_compares_cold_and_warm_learned_pollers(tmp_path: Pat
         servers=2,
         cold=True,
         cold_jobs=2,
+        cold_runs=2,
     )
 
     figures = await polling.run(options, tmp_path)
@@ -140,9 +141,12 @@ async def test_polling_cold_compares_cold_and_warm_learned_pollers(tmp_path: Pat
     pollers = figures["pollers"]
     assert isinstance(pollers, list)
     assert [(row["poller"], row["jobs"]) for row in pollers] == [
-        ("learned-cold", 2),
+        ("learned-cold", 4),  # two new bots of two jobs each, pooled
         ("learned", 3),
     ]
+    runs = figures["cold_runs"]
+    assert isinstance(runs, list)
+    assert [row["jobs"] for row in runs] == [2, 2]
     comparison = figures["cold_vs_warm"]
     assert isinstance(comparison, dict)
     assert comparison["cold_ratio"] == pollers[0]["ratio"]
