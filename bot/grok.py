@@ -253,9 +253,26 @@ class GrokClient:
         headroom = default_headroom if status_headroom is None else status_headroom
         self._status_headroom = max(0, min(headroom, limiter.per_minute - 1))
         self._user_agent = user_agent()
+        self._status_waiting = 0  # status checks waiting for a rate-limit slot
 
     def __repr__(self) -> str:
         return f"GrokClient(base_url={self._base_url!r})"
+
+    @property
+    def status_checks_waiting(self) -> int:
+        """Status checks of this process waiting for a rate-limit slot (not sent yet)."""
+        return self._status_waiting
+
+    def available(self) -> int:
+        """Requests that could be sent right now without waiting, as far as this process knows.
+
+        With a shared budget, the least of this process's limiter and the level it last saw
+        in the shared bucket: this process's limiter alone knows nothing of the others.
+        """
+        available = self._limiter.available()
+        if self._shared is not None:
+            available = min(available, self._shared.estimate())
+        return available
 
     async def submit(
         self,
@@ -394,14 +411,25 @@ class GrokClient:
             headers["Idempotency-Key"] = key
         data = json.dumps(json_body).encode() if json_body is not None else None
         endpoint = path.rsplit("/", 1)[-1]
-        await self._limiter.acquire(keep_free=keep_free)
-        if self._shared is not None:
-            try:
-                # Across processes too, status checks leave the last token to submissions.
+        status_check = path == _STATUS_PATH
+        if status_check:
+            self._status_waiting += 1
+        try:
+            if self._shared is None:
+                await self._limiter.acquire(keep_free=keep_free)
+            else:
+                # Several processes: the budget they share decides who goes next, this
+                # process's requests taking its tokens in turns (submissions first, then the
+                # two kinds alternating; status checks leave the last token to submissions).
+                # Only then this process's limiter, which now holds back only what the server's
+                # own answers say (headers, a 429): taken first, it would count every request
+                # waiting for the shared budget as in flight, and order them by a budget it
+                # does not have. A token taken by a caller cancelled meanwhile is spent.
                 await self._shared.acquire(keep_free=1 if keep_free else 0)
-            except BaseException:
-                self._limiter.release()
-                raise
+                await self._limiter.acquire()
+        finally:
+            if status_check:
+                self._status_waiting -= 1
         status: int | None = None
         sent_at: float | None = None
         try:

@@ -16,7 +16,7 @@ from datetime import timedelta
 from bot.api_contract import RATE_HEADROOM
 from bot.clock import Clock
 from bot.db import Database
-from bot.jobs import ACTIVE_STATES, JobStore
+from bot.jobs import ACTIVE_STATES, JobState, JobStore
 from bot.logs import job_fields
 from bot.metrics import Metrics
 from bot.models import Job
@@ -26,6 +26,10 @@ from bot.service import ImagineService
 log = logging.getLogger(__name__)
 
 MAX_PRESSURE = 1000.0
+# Status checks a process keeps waiting for the rate budget when it has none to spare: enough
+# that they take turns with submissions, few enough that each is sent well within its lease.
+QUEUED_STATUS_CHECKS = 2
+_WITHOUT_STATUS_CHECK = tuple(state for state in ACTIVE_STATES if state != JobState.RUNNING)
 
 
 def fair_pressures(demand: Mapping[int, float], capacity: float) -> dict[int, float]:
@@ -88,6 +92,9 @@ class Poller:
         self._stopping = False
         self._pressures: dict[int, float] = {}
         self._pressures_at = -math.inf
+        # Due status checks were left unclaimed for want of rate budget: the next look comes
+        # when a step ends (it wakes the loop), not at the due time, which has passed.
+        self._held_back = False
         self._task: asyncio.Task[None] | None = None
         # Each due job is stepped in a task of its own, so one slow delivery or a status check
         # queued for the rate limit never holds up the others.
@@ -129,9 +136,9 @@ class Poller:
                     # Generation times other processes saw: every process plans with all.
                     self._learned_at = started
                     await self._service.learn_from_others()
-                if len(self._in_flight) >= self._batch_size:
-                    # Every step slot is taken: looking again before one finishes (which
-                    # wakes the loop) would only spin on the database.
+                if len(self._in_flight) >= self._batch_size or self._held_back:
+                    # Every step slot is taken, or the rate budget is: looking again before
+                    # a step finishes (which wakes the loop) would only spin on the database.
                     delay = self._idle_interval
                 else:
                     delay = await self.seconds_until_due()
@@ -159,20 +166,44 @@ class Poller:
         """Claim the jobs that are due (as many as the rate budget allows); start a step each.
 
         Returns how many were claimed; their steps run on after it returns.
+
+        Status checks are claimed only as far as the rate budget allows them now, plus a few
+        kept waiting (``QUEUED_STATUS_CHECKS``) to take turns with submissions. The rest stay
+        due in the database, where whichever process has budget first claims the most overdue.
+        A job claimed long before its request can be sent would outlive its lease and be
+        claimed, and checked, a second time by another process; and this process's limiter
+        alone cannot tell: the budget is shared with the others (``GrokClient.available``).
         """
         room = self._batch_size - len(self._in_flight)
+        self._held_back = False
         if room <= 0:
             return 0
         now = self._clock.now()
-        limit = min(room, max(1, self._limiter.available()))
+        client = self._service.client
+        checks = max(client.available(), QUEUED_STATUS_CHECKS) - client.status_checks_waiting
+        lease_seconds = self._lease.total_seconds()
         async with self._database.transaction() as session:
+            # Jobs that need no status check: deliveries, and submissions to give up or redo.
             due = await self._jobs.claim_due(
                 session,
                 now,
-                limit,
-                lease_seconds=self._lease.total_seconds(),
-                states=ACTIVE_STATES,
+                min(room, max(1, self._limiter.available())),
+                lease_seconds=lease_seconds,
+                states=_WITHOUT_STATUS_CHECK,
             )
+            room -= len(due)
+            if room > 0 and checks > 0:
+                due += await self._jobs.claim_due(
+                    session,
+                    now,
+                    min(room, checks),
+                    lease_seconds=lease_seconds,
+                    states=(JobState.RUNNING,),
+                )
+            else:
+                # Status checks of this process are already waiting (their steps wake the
+                # loop when they end): any due ones wait for that.
+                self._held_back = room > 0
         if not due:
             return 0
         await self._refresh_pressures()

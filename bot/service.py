@@ -350,11 +350,30 @@ class ImagineService:
         if job.state != JobState.CREATED or job_id in self._submitting:
             return SubmitOutcome(job)
         self._submitting.add(job_id)
+        renewing = asyncio.create_task(self._renew_submit_grace(job_id))
         try:
             return await self._submit_created(job)
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             self._submitting.discard(job_id)
             self._sends.pop(job_id, None)
+
+    async def _renew_submit_grace(self, job_id: str) -> None:
+        """Keep a job this process is sending from looking abandoned while it waits.
+
+        A submission may wait for the rate budget far longer than SUBMIT_GRACE. Without this,
+        another process would take the job for a dead worker's and queue a second send of it,
+        which, though never sent twice, spends a rate-limit token on nothing.
+        """
+        while True:
+            await self.clock.sleep(SUBMIT_GRACE.total_seconds() / 3)
+            async with self.database.transaction() as session:
+                still_waiting = await self.jobs.update_fields(
+                    session, job_id, JobState.CREATED, next_poll_at=self.clock.now() + SUBMIT_GRACE
+                )
+            if not still_waiting:
+                return  # sent (its own deadline rules now), or ended
 
     async def _submit_created(self, job: Job) -> SubmitOutcome:
         """Submit a job read as CREATED; a worker elsewhere may be racing for it."""
@@ -516,7 +535,12 @@ class ImagineService:
         overdue = now - submitted_at > self.job_timeout
         assert job.task_id is not None
         try:
-            status = await self.client.status(job.task_id)
+            try:
+                status = await self.client.status(job.task_id)
+            finally:
+                # This check no longer waits for the rate budget: the poller may queue the next
+                # due one now (it holds them back while enough wait), not after this delivery.
+                self._wakeup.set()
         except InvalidRequestError as error:
             # The API no longer knows the task: nothing will ever come of it.
             await self._finish_unsuccessfully(

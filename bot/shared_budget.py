@@ -38,6 +38,7 @@ import contextlib
 import hashlib
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -74,6 +75,15 @@ _TOKEN_EPSILON = 1e-9
 _WAIT_RESOLUTION = 0.001
 # acquire() never polls faster than this, however small the wait.
 _MIN_SLEEP = 0.01
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A caller of this process waiting in ``acquire()``."""
+
+    keep_free: int
+    enqueued_at: float
+    future: asyncio.Future[None] = field(repr=False)
 
 
 def budget_key(api_key: str) -> str:
@@ -117,6 +127,14 @@ class SharedRateBudget:
         self._ensured = False
         self._connection: AsyncConnection | None = None  # held between calls, see _run()
         self._lock = asyncio.Lock()
+        # acquire(): this process's callers queue here and only the chosen one asks the
+        # database, so that they take the tokens in this process's order (see acquire()).
+        self._turns: list[_Turn] = []
+        self._turn_taker: asyncio.Task[None] | None = None
+        self._turn_arrived = asyncio.Event()
+        self._last_turn_was_foreground = False
+        # The level this process last saw (tokens, as of), for estimate(): no round trip.
+        self._seen: tuple[float, datetime] | None = None
 
     @classmethod
     def for_plan(
@@ -193,21 +211,33 @@ class SharedRateBudget:
         now = self._clock.now()
         parameters = {"now": now, "need": 1 + keep_free}
 
-        async def work(connection: AsyncConnection) -> tuple[bool, Row[Any] | None]:
-            if (await connection.execute(self._sql.take, parameters)).first() is not None:
-                return True, None  # the common case: one round trip
-            return False, (await connection.execute(self._sql.read)).first()
+        async def work(connection: AsyncConnection) -> tuple[Row[Any] | None, Row[Any] | None]:
+            left = (await connection.execute(self._sql.take, parameters)).first()
+            if left is not None:
+                return left, None  # the common case: one round trip
+            return None, (await connection.execute(self._sql.read)).first()
 
-        taken, row = await self._run(work)
-        if taken:
+        left, row = await self._run(work)
+        if left is not None:
+            self._seen = (float(left.tokens), now)
             return 0.0
         if row is None:  # the row went away (deleted by hand): recreate it, then try again
             self._ensured = False
             return _MIN_SLEEP
+        blocked = row.blocked_until is not None and row.blocked_until > now
+        self._seen = (0.0 if blocked else self._level_of(row, now), now)
         return self._wait(row, now, keep_free)
 
     async def acquire(self, *, keep_free: int = 0) -> None:
-        """Wait until a token is taken: ``take()`` until it succeeds, sleeping what it says.
+        """Wait until a token is taken for this caller.
+
+        The callers of one process take turns: they queue here and only the one whose turn it
+        is asks the database (``take()``, sleeping what it says). Callers needing no headroom
+        (foreground: submissions) go first, but when both kinds wait they alternate, as in
+        ``bot.ratelimit.RateLimiter``: under saturation the two kinds of traffic take turns,
+        and within a kind the oldest goes first. Without this, every waiting caller would poll
+        the bucket on its own and whoever woke first would win: status checks (which leave a
+        token free) would lose to every submission until they had waited a whole window.
 
         A caller that has waited a whole window with a headroom asks for none any more, so
         that interactive traffic using every token cannot hold background traffic back forever.
@@ -216,13 +246,79 @@ class SharedRateBudget:
         """
         if keep_free < 0:
             raise ValueError("keep_free cannot be negative")
-        started = self._clock.monotonic()
-        while True:
-            waited = self._clock.monotonic() - started
-            wait = await self.take(keep_free=keep_free if waited < self._window else 0)
+        turn = _Turn(
+            keep_free=keep_free,
+            enqueued_at=self._clock.monotonic(),
+            future=asyncio.get_running_loop().create_future(),
+        )
+        self._turns.append(turn)
+        self._turn_arrived.set()
+        if self._turn_taker is None or self._turn_taker.done():
+            self._turn_taker = asyncio.create_task(self._take_turns())
+        try:
+            await turn.future
+        except asyncio.CancelledError:
+            if turn in self._turns:
+                self._turns.remove(turn)
+                self._turn_arrived.set()  # the turn may have been this caller's
+            raise
+
+    @property
+    def waiting(self) -> int:
+        """Callers of this process waiting in ``acquire()``."""
+        return sum(1 for turn in self._turns if not turn.future.done())
+
+    def estimate(self) -> int:
+        """Whole tokens available now, as far as this process last saw (no round trip).
+
+        Other processes may have taken some since: an upper bound, good for deciding how much
+        work to take on, never for spending.
+        """
+        if self._seen is None:
+            return self._per_minute
+        tokens, at = self._seen
+        elapsed = max(0.0, (self._clock.now() - at).total_seconds())
+        level = min(float(self._per_minute), tokens + elapsed * self._per_minute / self._window)
+        return max(0, math.floor(level + _TOKEN_EPSILON))
+
+    def _next_turn(self) -> _Turn | None:
+        waiting = [turn for turn in self._turns if not turn.future.done()]
+        self._turns = waiting
+        foreground = next((turn for turn in waiting if turn.keep_free == 0), None)
+        background = next((turn for turn in waiting if turn.keep_free > 0), None)
+        if foreground is not None and background is not None:
+            return background if self._last_turn_was_foreground else foreground
+        return foreground or background
+
+    async def _take_turns(self) -> None:
+        """Take tokens for the waiting callers, one at a time, in turn order."""
+        while (turn := self._next_turn()) is not None:
+            self._turn_arrived.clear()
+            waited = self._clock.monotonic() - turn.enqueued_at
+            try:
+                wait = await self.take(keep_free=turn.keep_free if waited < self._window else 0)
+            except Exception as error:  # noqa: BLE001 - the database failed: the caller hears
+                # of it (its request is retried as any failed request is)
+                if not turn.future.done():
+                    turn.future.set_exception(error)
+                continue
             if wait == 0.0:
-                return
-            await self._clock.sleep(max(wait, _MIN_SLEEP))
+                # A caller that went away meanwhile leaves its token to the next one.
+                chosen = turn if not turn.future.done() else self._next_turn()
+                if chosen is not None:
+                    chosen.future.set_result(None)
+                    self._turns.remove(chosen)
+                    self._last_turn_was_foreground = chosen.keep_free == 0
+                continue
+            # Sleep what the bucket says, but look again when a caller arrives: it may be the
+            # one whose turn it is, and need fewer tokens.
+            sleeping = asyncio.ensure_future(self._clock.sleep(max(wait, _MIN_SLEEP)))
+            arriving = asyncio.ensure_future(self._turn_arrived.wait())
+            try:
+                await asyncio.wait({sleeping, arriving}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeping.cancel()
+                arriving.cancel()
 
     async def block_until(self, until: datetime) -> None:
         """Stop every taker, in every process, until ``until`` (an aware datetime).
@@ -257,6 +353,14 @@ class SharedRateBudget:
 
     async def close(self) -> None:
         """Give the held connection back; call it before ``Database.dispose()``."""
+        if self._turn_taker is not None:
+            self._turn_taker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._turn_taker
+            self._turn_taker = None
+        for turn in self._turns:
+            turn.future.cancel()  # nobody takes tokens for them any more
+        self._turns.clear()
         async with self._lock:
             if self._connection is not None:
                 connection, self._connection = self._connection, None

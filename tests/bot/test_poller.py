@@ -20,7 +20,7 @@ from bot.grok import GenerateRequest, GrokClient, RetryPolicy
 from bot.jobs import JobState, JobStore, NewJob
 from bot.metrics import Metrics
 from bot.models import Job
-from bot.poller import Poller, fair_pressures
+from bot.poller import QUEUED_STATUS_CHECKS, Poller, fair_pressures
 from bot.ratelimit import RateLimiter
 from bot.schedule import DurationModel, PollPlanner
 from bot.service import (
@@ -391,8 +391,13 @@ async def test_the_poller_leaves_a_job_this_process_is_submitting_alone(world: W
     job = await world.new_job(submit=False)
     waiting = asyncio.ensure_future(world.service.submit(job.id))
     await world.clock.settle()
-    # Long past the grace after which an orphaned CREATED job is picked up by the poller.
+    # Long past the grace after which an orphaned CREATED job is picked up by the poller
+    # (this process renews it while it waits, but a renewal may come late).
     await world.clock.advance(90)
+    async with world.database.transaction() as session:
+        await world.jobs.update_fields(
+            session, job.id, JobState.CREATED, next_poll_at=world.clock.now()
+        )
     assert await world.drive(world.step()) == 1
     assert (await world.job(job.id)).state == JobState.CREATED
     for _ in range(limiter.in_flight):
@@ -416,6 +421,52 @@ async def test_a_job_waiting_for_a_rate_limit_slot_is_still_safe_to_send(world: 
     await world.drive(waiting)
     assert (await world.job(job.id)).state == JobState.RUNNING
     assert world.simulator.count("POST", "/v1/generate") == 1
+
+
+async def test_a_job_waiting_long_for_a_rate_limit_slot_is_not_taken_for_abandoned(
+    world: World,
+) -> None:
+    limiter = world.poller._limiter
+    for _ in range(limiter.available()):
+        await limiter.acquire()  # the whole minute's budget is taken by others
+    job = await world.new_job(submit=False)
+    waiting = asyncio.ensure_future(world.service.submit(job.id))
+    await world.clock.settle()
+    for _ in range(12):  # two minutes, twice SUBMIT_GRACE: renewed all along
+        await world.clock.advance(10)
+        await asyncio.sleep(0.05)  # the renewal's real database I/O
+        assert (await world.job(job.id)).next_poll_at > world.clock.now()
+    assert await world.drive(world.step()) == 0  # no other worker would take it either
+    for _ in range(limiter.in_flight):
+        limiter.release()
+    await world.drive(waiting)
+    assert (await world.job(job.id)).state == JobState.RUNNING
+    assert world.simulator.count("POST", "/v1/generate") == 1
+
+
+async def test_status_checks_beyond_the_rate_budget_stay_due_for_any_process(
+    world: World,
+) -> None:
+    jobs = [await world.new_job(f"cat {index}") for index in range(5)]
+    await world.clock.advance(60)  # every job is due, and done
+    limiter = world.poller._limiter
+    for _ in range(limiter.available()):
+        await limiter.acquire()  # the whole minute's budget is taken by others
+
+    # A couple are claimed to wait for a slot; the rest stay due, unclaimed.
+    assert await world.poller.tick() == QUEUED_STATUS_CHECKS
+    await world.clock.settle()
+    assert world.service.client.status_checks_waiting == QUEUED_STATUS_CHECKS
+    assert await world.poller.tick() == 0
+    unclaimed = [await world.job(job.id) for job in jobs]
+    assert sum(job.next_poll_at <= world.clock.now() for job in unclaimed) == 3
+
+    for _ in range(limiter.in_flight):
+        limiter.release()
+    await world.drive(drain())
+    await world.run_ticks(5)
+    assert sorted(world.notifier.delivered) == sorted(job.id for job in jobs)
+    assert world.simulator.count("GET", "/v1/status") == 5
 
 
 def requester(world: World) -> Requester:

@@ -258,6 +258,34 @@ async def test_acquire_sleeps_until_a_token_refills(
     assert await budget.take() == 0.0  # the cancelled waiter took nothing
 
 
+async def test_callers_of_one_process_take_turns_submissions_first(
+    make_budget: MakeBudget, clock: FakeClock
+) -> None:
+    budget = make_budget(60)  # a token a second
+    assert await take_all(budget) == 60
+    assert budget.estimate() == 0
+    granted: list[str] = []
+
+    async def caller(name: str, keep_free: int) -> None:
+        await budget.acquire(keep_free=keep_free)
+        granted.append(name)
+
+    callers = []
+    for name, keep_free in [("status 1", 1), ("submit 1", 0), ("submit 2", 0), ("status 2", 1)]:
+        callers.append(asyncio.create_task(caller(name, keep_free)))
+        await clock.settle()
+    await eventually(lambda: budget.waiting == 4 and clock.sleepers > 0)
+    while len(granted) < 4:
+        await clock.advance(0.5)
+        await eventually(lambda: clock.sleepers > 0 or len(granted) == 4)
+    # Submissions first, then the two kinds alternate; each kind in arrival order. Polling
+    # the bucket each on its own, both submissions (one token) would beat both status checks
+    # (which leave one free).
+    assert granted == ["submit 1", "status 1", "submit 2", "status 2"]
+    await asyncio.gather(*callers)
+    assert budget.waiting == 0
+
+
 async def test_a_deleted_row_is_recreated(
     database: Database, make_budget: MakeBudget, clock: FakeClock
 ) -> None:
