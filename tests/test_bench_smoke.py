@@ -271,9 +271,9 @@ async def test_scale_two_pollers_never_poll_a_job_twice_in_an_interval() -> None
         assert row["most_requests_for_one_job_in_an_interval"] == 1
         assert row["jobs_polled_twice_in_an_interval"] == 0
         # Not asserted: every due job polled within one tick. A poller claims status checks
-        # only as far as its view of the shared budget goes, and on a loaded machine a check
-        # was seen to stay due for the next tick (never to be sent twice).
-        assert sum(row["claimed_per_poller"]) == row["due"] * row["intervals"]
+        # only as far as the shared budget goes; intervals repeated back to back can drain the
+        # plan's burst, and a check then stays due for the next tick (never sent twice).
+        assert sum(row["claimed_per_poller"]) <= row["due"] * row["intervals"]
 
 
 def test_processes_options_parse() -> None:
