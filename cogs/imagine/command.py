@@ -10,6 +10,7 @@ import contextlib
 import logging
 
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands
 
@@ -90,19 +91,18 @@ def _images_in(message: discord.Message) -> tuple[list[ImageInput], tuple[int, i
             kind = image_type_of(url) if url else None
             if url is None or kind is None:
                 continue
-            # Known only by its URL: the API fetches it, and refuses (refunded) what it can't use.
-            found.append(
-                ImageInput(
-                    filename=url.rsplit("/", 1)[-1].split("?")[0],
-                    content_type=kind,
-                    size=0,
-                    url=url,
-                )
-            )
+            found.append(_image_at(url))
             if size is None and picture.width and picture.height:
                 size = (picture.width, picture.height)
             break  # an embed's thumbnail is a smaller copy of the same picture, at best
     return found[:MAX_IMAGES], size
+
+
+def _image_at(url: str) -> ImageInput:
+    """An image known only by its URL (size unknown): the API fetches it, and refuses (the job
+    is refunded) what it can't use."""
+    filename = yarl.URL(url).name
+    return ImageInput(filename=filename, content_type=image_type_of(url), size=0, url=url)
 
 
 def _requester(interaction: discord.Interaction, progress_message_id: int | None) -> Requester:
@@ -210,25 +210,50 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         images, size = _images_in(message)
         if not images:
             raise InvalidInput("imagine.animate.no_image")
-        channel_is_nsfw = _is_nsfw(interaction.channel)
+        await self._open_form(
+            interaction,
+            title_key="imagine.form.animate_title",
+            custom_id=f"imagine:animate:{message.id}",
+            images=images,
+            ratio=nearest_ratio(*size) if size else DEFAULT_RATIO,
+        )
+
+    async def _open_form(
+        self,
+        interaction: discord.Interaction,
+        *,
+        title_key: str,
+        custom_id: str,
+        images: list[ImageInput],
+        ratio: str,
+        prompt: str = "",
+        mode: str = DEFAULT_MODE,
+        remix_of: str | None = None,
+    ) -> None:
+        """Answer with the request form; what it sends becomes a job like /imagine's."""
+        modes = offered_modes(
+            channel_is_nsfw=_is_nsfw(interaction.channel), with_images=bool(images)
+        )
 
         async def requested(
             submitted: discord.Interaction, prompt: str, mode: str, ratio: str
         ) -> None:
             await self.reporter.guard(
-                submitted, self._request_from_form(submitted, prompt, mode, ratio, images)
+                submitted,
+                self._request_from_form(submitted, prompt, mode, ratio, images, remix_of=remix_of),
             )
 
-        language = language_for(interaction)
         await interaction.response.send_modal(
             RequestForm(
                 self.messages,
-                language,
-                title_key="imagine.form.animate_title",
-                custom_id=f"imagine:animate:{message.id}",
+                language_for(interaction),
+                title_key=title_key,
+                custom_id=custom_id,
                 on_request=requested,
-                ratio=nearest_ratio(*size) if size else DEFAULT_RATIO,
-                modes=offered_modes(channel_is_nsfw=channel_is_nsfw, with_images=True),
+                prompt=prompt,
+                mode=mode if mode in modes else DEFAULT_MODE,
+                ratio=ratio,
+                modes=modes,
                 ratios=RATIOS,
                 max_prompt_length=self.settings.max_prompt_length,
             )
@@ -291,41 +316,15 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         """The form, filled in with the video's request; the edit is a new job for the sender."""
         assert interaction.guild_id is not None
         original = await self.imagine.request_of(job_id, interaction.guild_id)
-        images = [
-            ImageInput(
-                filename=url.rsplit("/", 1)[-1].split("?")[0],
-                content_type=image_type_of(url) or "image/png",
-                size=0,
-                url=url,
-            )
-            for url in original.images
-        ]
-
-        async def requested(
-            submitted: discord.Interaction, prompt: str, mode: str, ratio: str
-        ) -> None:
-            await self.reporter.guard(
-                submitted,
-                self._request_from_form(submitted, prompt, mode, ratio, images, remix_of=job_id),
-            )
-
-        modes = offered_modes(
-            channel_is_nsfw=_is_nsfw(interaction.channel), with_images=bool(images)
-        )
-        await interaction.response.send_modal(
-            RequestForm(
-                self.messages,
-                language_for(interaction),
-                title_key="imagine.form.remix_title",
-                custom_id=f"imagine:remix-form:{job_id}",
-                on_request=requested,
-                prompt=original.prompt,
-                mode=original.mode if original.mode in modes else DEFAULT_MODE,
-                ratio=original.ratio,
-                modes=modes,
-                ratios=RATIOS,
-                max_prompt_length=self.settings.max_prompt_length,
-            )
+        await self._open_form(
+            interaction,
+            title_key="imagine.form.remix_title",
+            custom_id=f"imagine:remix-form:{job_id}",
+            images=[_image_at(url) for url in original.images],
+            ratio=original.ratio,
+            prompt=original.prompt,
+            mode=original.mode,
+            remix_of=job_id,
         )
 
     async def _cancel(self, interaction: discord.Interaction, job_id: str) -> None:

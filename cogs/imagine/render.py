@@ -61,13 +61,29 @@ def _request_fields(embed: discord.Embed, messages: Messages, language: str, job
     embed.add_field(name=messages.text(language, "imagine.progress.ratio"), value=job.ratio)
 
 
-def progress_embed(
-    messages: Messages, language: str, job: Job, progress: Progress, *, dry_run: bool, now: datetime
+def _waiting_embed(
+    messages: Messages, language: str, job: Job, lines: list[str], *, dry_run: bool
 ) -> discord.Embed:
+    """A job not finished yet: the request, its status ``lines``, what is reserved."""
     embed = discord.Embed(
         title=messages.text(language, "imagine.progress.title"), colour=EMBED_COLOUR
     )
     _request_fields(embed, messages, language, job)
+    embed.add_field(
+        name=messages.text(language, "imagine.progress.status"),
+        value="\n".join(lines),
+        inline=False,
+    )
+    # Discord already shows who used the command above the message.
+    embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
+    if dry_run:
+        embed.description = messages.text(language, "imagine.progress.dry_run")
+    return embed
+
+
+def progress_embed(
+    messages: Messages, language: str, job: Job, progress: Progress, *, dry_run: bool, now: datetime
+) -> discord.Embed:
     lines = [status_text(messages, language, progress.status)]
     if progress.submitted_at is not None:
         lines.append(
@@ -81,26 +97,13 @@ def progress_embed(
             lines.append(messages.text(language, "imagine.progress.eta", when=eta))
         else:
             lines.append(messages.text(language, "imagine.progress.overdue"))
-    embed.add_field(
-        name=messages.text(language, "imagine.progress.status"),
-        value="\n".join(lines),
-        inline=False,
-    )
-    # Discord already shows who used the command above the message.
-    embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
-    if dry_run:
-        embed.description = messages.text(language, "imagine.progress.dry_run")
-    return embed
+    return _waiting_embed(messages, language, job, lines, dry_run=dry_run)
 
 
 def queue_embed(
     messages: Messages, language: str, job: Job, place: QueuePlace, *, dry_run: bool
 ) -> discord.Embed:
     """A job waiting for the rate budget: its place and when it should start."""
-    embed = discord.Embed(
-        title=messages.text(language, "imagine.progress.title"), colour=EMBED_COLOUR
-    )
-    _request_fields(embed, messages, language, job)
     lines = [
         messages.text(language, "imagine.queue.status"),
         # A relative timestamp counts down in every member's client: no edits needed for it.
@@ -112,15 +115,7 @@ def queue_embed(
         ),
         messages.text(language, "imagine.queue.cancel_hint"),
     ]
-    embed.add_field(
-        name=messages.text(language, "imagine.progress.status"),
-        value="\n".join(lines),
-        inline=False,
-    )
-    embed.set_footer(text=messages.text(language, "imagine.progress.footer", credits=job.cost))
-    if dry_run:
-        embed.description = messages.text(language, "imagine.progress.dry_run")
-    return embed
+    return _waiting_embed(messages, language, job, lines, dry_run=dry_run)
 
 
 def result_embed(messages: Messages, language: str, job: Job, links: list[str]) -> discord.Embed:
