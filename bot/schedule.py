@@ -37,6 +37,8 @@ _CALIBRATION_ROUNDS = 12
 # would follow it. 65 knots kept bimodal shapes and measured ~2 % better than all 256.
 _MAX_KNOTS = 65
 _GOLDEN_RATIO_FRACTION = (math.sqrt(5) - 1) / 2
+# First polls within this share of a bound's time count towards its share of early finishers.
+_NEAR = 0.1
 # The first poll sits one warped step into the distribution, as if a poll had just been made
 # where jobs start finishing. On uniform durations that is the exact discrete optimum's shape
 # (spacings shrinking arithmetically from the first one); 0.85 and 1.15 measured worse.
@@ -193,6 +195,15 @@ class DurationModel:
     prior cannot hold on to itself: when nothing is known above a bound (every job is done at
     its first poll) the bound's jobs spread over all of [0, bound] and the first poll moves
     earlier.
+
+    That share is counted among first polls, not among finished jobs: early on, the jobs done
+    at their first poll are the first to finish, so among finished jobs they look far more
+    common than they are, and the first poll would rush towards zero. First polls that found a
+    job still running are reported with ``observe_running_at_first_poll``. Only first polls at
+    about the bound's own time count, since the first poll moves as the model learns. The
+    spread is also capped at ``share * bound`` (as if the durations below the bound were spread
+    evenly from zero): the density just above a bound is estimated from a few jobs, and
+    dividing by a low estimate would send the first poll far below every real duration.
     """
 
     def __init__(
@@ -206,6 +217,8 @@ class DurationModel:
         self._prior_weight = prior_weight
         # (seconds, is_upper_bound): a duration estimate, or "done by then" for first-poll finds.
         self._samples: deque[tuple[float, bool]] = deque(maxlen=capacity)
+        # (seconds after submission, done?) of recent first polls.
+        self._first_polls: deque[tuple[float, bool]] = deque(maxlen=capacity)
         self._revision = 0
         self._distribution: _Distribution | None = None
         self._bracketed: _Distribution | None = None
@@ -214,6 +227,12 @@ class DurationModel:
     def observed(self) -> int:
         """How many real durations the model currently holds."""
         return len(self._samples)
+
+    @property
+    def first_poll_outcomes(self) -> tuple[int, int]:
+        """Recent first polls: how many found the job done, and how many found it running."""
+        done = sum(done for _, done in self._first_polls)
+        return done, len(self._first_polls) - done
 
     @property
     def revision(self) -> int:
@@ -226,7 +245,14 @@ class DurationModel:
         if low > 0.0:
             self._add((low + high) / 2, is_upper_bound=False)
         else:
+            self._first_polls.append((high, True))
             self._add(high, is_upper_bound=True)
+
+    def observe_running_at_first_poll(self, elapsed: float) -> None:
+        """A job's first poll, ``elapsed`` seconds after submission, found it still running."""
+        if math.isfinite(elapsed) and elapsed > 0:
+            self._first_polls.append((elapsed, False))
+            # Only the spread of first-poll finds depends on it: rebuilt with the next sample.
 
     def observe_estimates(self, durations: Iterable[float]) -> None:
         """Warm start from point estimates stored by an earlier process (oldest first)."""
@@ -277,14 +303,15 @@ class DurationModel:
             self._bracketed = _Distribution(self._bracketed_points())
         bracketed = self._bracketed
         pseudo = self._prior_weight
-        bounds = sum(is_bound for _, is_bound in self._samples)
-        # The share of all jobs done by their first poll, with the prior's view as pseudo-counts.
-        share = (bounds + pseudo * bracketed.cdf(bound)) / (len(self._samples) + pseudo)
-        # The bracketed jobs are the ones that outlived their first poll: their density just
-        # above the bound, as a share of all jobs.
-        bracketed_share = 1.0 - bounds / (len(self._samples) + pseudo)
-        density = bracketed.density_above(bound) * bracketed_share
-        return min(share / density, bound) if density > 0.0 else bound
+        # The share of jobs done by a first poll at about this time, among the first polls made
+        # then, with the prior's view as pseudo-counts.
+        near = [done for at, done in self._first_polls if abs(at - bound) <= _NEAR * bound]
+        share = (sum(near) + pseudo * bracketed.cdf(bound)) / (len(near) + pseudo)
+        # The other jobs outlived their first poll: their density just above the bound, as a
+        # share of all jobs.
+        density = bracketed.density_above(bound) * (1.0 - share)
+        width = share / density if density > 0.0 else bound
+        return min(width, share * bound)
 
     def _add(self, seconds: float, *, is_upper_bound: bool) -> None:
         self._samples.append((seconds, is_upper_bound))

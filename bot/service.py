@@ -630,6 +630,8 @@ class ImagineService:
                 consumed=status.consumed_credits,
             )
             return
+        if job.last_polled_at is None:
+            self.durations.observe_running_at_first_poll(elapsed)
         next_at = submitted_at + timedelta(
             seconds=self.planner.next_poll(elapsed, pressure=pressure)
         )

@@ -228,6 +228,9 @@ async def test_a_job_is_polled_on_schedule_delivered_once_and_settled(world: Wor
     assert polls == finished.poll_count
     # A learned schedule, not a fixed interval: a 20-40 s job needs only a handful of checks.
     assert 1 <= polls <= 8
+    # Its first check told the model whether jobs are usually done by then.
+    done_at_first, running_at_first = world.service.durations.first_poll_outcomes
+    assert (done_at_first, running_at_first) == ((1, 0) if polls == 1 else (0, 1))
 
 
 async def test_nothing_is_polled_before_it_is_due(world: World) -> None:
