@@ -310,6 +310,16 @@ _CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def first_durations(config: SimulatorConfig, count: int) -> list[float]:
+    """How long the first ``count`` tasks of a simulator with ``config`` take (s), in order.
+
+    Seeded configs give the same durations every time, so a benchmark can replay a poll
+    schedule offline on exactly the jobs an end-to-end run sees.
+    """
+    simulator = Simulator(config)
+    return [simulator._create_task({"prompt": "preview"}).duration for _ in range(count)]
+
+
 class Simulator:
     """The GrokImagine API on a local port, with a recorder and fault injection for tests."""
 

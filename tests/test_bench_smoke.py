@@ -140,24 +140,51 @@ async def test_polling_cold_compares_cold_and_warm_learned_pollers(tmp_path: Pat
 
     pollers = figures["pollers"]
     assert isinstance(pollers, list)
+    # Two new bots of two jobs each per prior, pooled: the right prior, then the one given.
     assert [(row["poller"], row["jobs"]) for row in pollers] == [
-        ("learned-cold", 4),  # two new bots of two jobs each, pooled
+        ("learned-cold", 4),
+        ("learned-cold-prior-1s", 4),
         ("learned", 3),
     ]
     runs = figures["cold_runs"]
-    assert isinstance(runs, list)
-    assert [row["jobs"] for row in runs] == [2, 2]
-    comparison = figures["cold_vs_warm"]
-    assert isinstance(comparison, dict)
-    assert comparison["cold_ratio"] == pollers[0]["ratio"]
-    assert comparison["warm_ratio"] == pollers[1]["ratio"]
-    assert "cold_ratio_at_most_0.9" in figures["target"]  # type: ignore[operator]
+    assert isinstance(runs, dict)
+    assert {name: [row["jobs"] for row in rows] for name, rows in runs.items()} == {
+        "learned-cold": [2, 2],
+        "learned-cold-prior-1s": [2, 2],
+    }
+    comparisons = figures["cold_vs_warm"]
+    assert isinstance(comparisons, dict)
+    assert comparisons["learned-cold"]["prior"] == 0.6
+    assert comparisons["learned-cold"]["cold_ratio"] == pollers[0]["ratio"]
+    assert comparisons["learned-cold-prior-1s"]["warm_ratio"] == pollers[2]["ratio"]
+    # The planner alone, replayed on many seeds: what such new bots average to.
+    assert comparisons["learned-cold"]["replay"]["jobs"] == 2 * options.replay_seeds
+    target = figures["target"]
+    assert isinstance(target, dict)
+    assert {"learned-cold_ratio_at_most_0.9", "learned-cold-prior-1s_ratio_at_most_0.9"} <= set(
+        target
+    )
+
+
+async def test_cold_bots_run_in_processes_of_their_own(tmp_path: Path) -> None:
+    options = polling.PollingOptions(
+        expected=0.6, prior=0.6, spacing=0.05, fixed=(), servers=2, cold_jobs=2
+    )
+    variants = [
+        polling.Variant(None, options, tmp_path / f"cold-{seed}", cold=True, seed=seed)
+        for seed in (1, 2)
+    ]
+
+    results = await polling.run_all(variants, parallel=2)
+
+    assert [(row.poller, row.jobs) for row in results] == [("learned-cold", 2)] * 2
 
 
 def test_polling_cold_option_parses() -> None:
     options, quick = polling.parse_options(["--cold", "--cold-jobs", "7"])
 
     assert (options.cold, options.cold_jobs, options.fixed, quick) == (True, 7, (), False)
+    assert (options.cold_runs, options.parallel, options.cold_priors) == (8, 4, (60.0, 120.0))
     assert polling.parse_options([])[0].fixed == polling.PollingOptions().fixed
 
 

@@ -7,7 +7,6 @@ E[D - Dmin] / 2 that the best fixed spacing after Dmin achieves (ratio 1.0).
 
 from __future__ import annotations
 
-import heapq
 import math
 import random
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from itertools import pairwise
 import pytest
 
 from bot.schedule import DurationModel, PollPlanner
+from tests.support.schedule_replay import replay_jobs
 
 Draw = Callable[[random.Random], float]
 
@@ -159,44 +159,13 @@ def test_a_prior_that_is_too_fast_is_unlearned_and_gets_drop() -> None:
     assert lateness < 3.0
 
 
-def stream(prior: float, durations: list[float], spacing: float = 1.0) -> list[float]:
-    """Jobs submitted ``spacing`` apart and polled concurrently, as the bot polls them.
-
-    Unlike ``learn``, a job is learned only once it is seen done, so the first jobs to finish
-    are the short ones. Returns each job's first poll (s after its submission).
-    """
-    model = DurationModel(prior)
-    planner = PollPlanner(model)
-    first_polls: list[float] = []
-    # (when, job, seconds after submission of the previous poll, or None to submit the job)
-    events: list[tuple[float, int, float | None]] = [
-        (index * spacing, index, None) for index in range(len(durations))
-    ]
-    heapq.heapify(events)
-    while events:
-        now, job, previous = heapq.heappop(events)
-        submitted = job * spacing
-        if previous is None:
-            first_polls.append(planner.first_poll())
-            heapq.heappush(events, (submitted + first_polls[-1], job, 0.0))
-            continue
-        elapsed = now - submitted
-        if elapsed >= durations[job]:
-            model.observe(previous, elapsed)
-            continue
-        if previous == 0.0:
-            model.observe_running_at_first_poll(elapsed)
-        heapq.heappush(events, (submitted + planner.next_poll(elapsed), job, elapsed))
-    return first_polls
-
-
 @pytest.mark.parametrize("prior", [60.0, 120.0])
 @pytest.mark.parametrize("seed", [1001, 1003, 1008])
 def test_the_first_poll_never_rushes_below_every_duration(prior: float, seed: int) -> None:
     # Jobs of 30-90 s, one a second. The first ones to finish are all short, and many are done
     # at their first poll: counted among finished jobs they once sent the first poll of these
     # seeds down to ~7 s, below every real duration, for a minute of wasted status requests.
-    first_polls = stream(prior, uniform_durations(60.0, 300, seed=seed))
+    first_polls = [job.first_poll for job in replay_jobs(prior, uniform_durations(60.0, 300, seed))]
 
     assert min(first_polls) >= 24.0
     # Learned from a prior twice too slow, it settles near where the right prior starts.

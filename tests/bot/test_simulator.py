@@ -21,6 +21,7 @@ from bot.simulator import (
     SimulatorConfig,
     build_parser,
     config_from_args,
+    first_durations,
     main,
 )
 from tests.support.clock import FakeClock
@@ -152,6 +153,20 @@ async def test_reference_status_example(
 
 
 # ----- authentication
+
+
+@pytest.mark.parametrize(
+    "config", [SimulatorConfig(token=TOKEN, min_seconds=30, max_seconds=90, seed=7)]
+)
+async def test_a_seeded_simulators_durations_are_known_in_advance(
+    simulator: Simulator, session: aiohttp.ClientSession, config: SimulatorConfig
+) -> None:
+    for _ in range(3):
+        await generate(session)
+
+    created = [task.duration for task in simulator.tasks.values()]
+    assert first_durations(config, 3) == created
+    assert len(set(created)) == 3
 
 
 @pytest.mark.parametrize(
