@@ -3,7 +3,8 @@
 Jobs are submitted ``spacing`` apart and each is polled when the planner says, learning only
 what the bot learns: a job done at a poll is observed then, and a first poll that finds a job
 running is reported as such. An end-to-end run of the bot on the same durations polls at the
-same moments give or take a few milliseconds (``jitter``), and lands on the same figures.
+same moments give or take a few milliseconds (``jitter``), and lands near the same figures:
+the schedule reacts to every finished job, so a run is sensitive to those milliseconds.
 """
 
 from __future__ import annotations
