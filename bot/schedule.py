@@ -155,14 +155,6 @@ class _Distribution:
         index = bisect_right(knots, t) - 1
         return self._gain[index] + (t - knots[index]) * (self._cdf[index] + self.cdf(t)) / 2
 
-    def density_above(self, t: float, share: float = 0.1) -> float:
-        """Mean density over the next ``share`` of probability mass above ``t`` (0 past it)."""
-        below = self.cdf(t)
-        if below + share >= self._cdf[-1]:
-            return 0.0
-        upper = self.quantile(below + share)
-        return share / (upper - t) if upper > t else 0.0
-
     def quantile(self, q: float) -> float:
         if q >= 1.0:
             return math.inf
@@ -189,21 +181,21 @@ class DurationModel:
     Each finished job is known only between two polls. Between two later polls the bracket is
     short and its midpoint is kept. A job already done at its first poll is only known to have
     taken at most that long; the bracket from submission is long and its midpoint far too
-    early, so such jobs are kept as bounds and placed when the distribution is built: below
-    their bound at the density just above it, over the width that their share of all jobs
-    needs, at evenly spread positions. The share comes from the data, not the model, so a wrong
-    prior cannot hold on to itself: when nothing is known above a bound (every job is done at
-    its first poll) the bound's jobs spread over all of [0, bound] and the first poll moves
-    earlier.
+    early, so such jobs are kept as bounds and placed when the distribution is built: evenly
+    over the last ``share * bound`` seconds below their bound, as if the durations below it
+    were spread evenly from zero, where ``share`` is how many jobs a first poll at about that
+    time finds done. The share comes from the data, not the model, so a wrong prior cannot hold
+    on to itself: when every job is done at its first poll the bound's jobs spread over all of
+    [0, bound] and the first poll moves earlier; when few are, they sit just below it.
 
-    That share is counted among first polls, not among finished jobs: early on, the jobs done
-    at their first poll are the first to finish, so among finished jobs they look far more
-    common than they are, and the first poll would rush towards zero. First polls that found a
-    job still running are reported with ``observe_running_at_first_poll``. Only first polls at
-    about the bound's own time count, since the first poll moves as the model learns. The
-    spread is also capped at ``share * bound`` (as if the durations below the bound were spread
-    evenly from zero): the density just above a bound is estimated from a few jobs, and
-    dividing by a low estimate would send the first poll far below every real duration.
+    That share is counted among first polls (``observe_running_at_first_poll`` reports the ones
+    that found a job still running), not among finished jobs: early on, the jobs done at their
+    first poll are the first to finish, so among finished jobs they look far more common than
+    they are, and the first poll would rush towards zero. Only first polls at about the bound's
+    own time count, since the first poll moves as the model learns. Extrapolating the density
+    just above the bound instead measured worse: it rests on the few jobs found done at the
+    second poll, all at one midpoint, and a bot that started with a prior twice too long kept
+    its first poll too late for minutes.
     """
 
     def __init__(
@@ -301,17 +293,12 @@ class DurationModel:
         """How far below ``bound`` jobs found done at a first poll at ``bound`` are spread."""
         if self._bracketed is None:
             self._bracketed = _Distribution(self._bracketed_points())
-        bracketed = self._bracketed
         pseudo = self._prior_weight
         # The share of jobs done by a first poll at about this time, among the first polls made
         # then, with the prior's view as pseudo-counts.
         near = [done for at, done in self._first_polls if abs(at - bound) <= _NEAR * bound]
-        share = (sum(near) + pseudo * bracketed.cdf(bound)) / (len(near) + pseudo)
-        # The other jobs outlived their first poll: their density just above the bound, as a
-        # share of all jobs.
-        density = bracketed.density_above(bound) * (1.0 - share)
-        width = share / density if density > 0.0 else bound
-        return min(width, share * bound)
+        share = (sum(near) + pseudo * self._bracketed.cdf(bound)) / (len(near) + pseudo)
+        return share * bound
 
     def _add(self, seconds: float, *, is_upper_bound: bool) -> None:
         self._samples.append((seconds, is_upper_bound))
