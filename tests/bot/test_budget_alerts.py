@@ -273,6 +273,7 @@ async def test_a_budget_lowered_below_what_is_used_reports_it_exhausted(
 
     [alert] = await service.alerts_due(GUILD)
 
+    assert alert.exhausted
     assert (alert.threshold_percent, alert.budget, alert.used, alert.remaining) == (
         100,
         100,
