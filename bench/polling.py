@@ -92,7 +92,7 @@ class PollingOptions:
     cold_jobs: int = 30
     # New bots per prior, each with its own seed: 30 jobs make one ratio noisy.
     cold_runs: int = 8
-    parallel: int = 1  # bots run at once, each in a process of its own (1: one after another)
+    parallel: int = 4  # bots run at once, each in a process of its own (1: one after another)
     # The planner alone replayed on this many seeds' durations: what the cold runs average to.
     replay_seeds: int = 100
 
@@ -137,6 +137,30 @@ class PollerResult:
     bound: float  # E[D - Dmin] / 2 over the measured jobs' real durations
     learned_samples: int | None
     http_answers: dict[int, int]
+
+    @classmethod
+    def measured(
+        cls,
+        name: str,
+        requests: list[int],
+        lateness: list[float],
+        above_minimum: list[float],
+        *,
+        learned_samples: int | None = None,
+        http_answers: dict[int, int] | None = None,
+    ) -> PollerResult:
+        """One run's figures from each job's status requests, lateness and D - Dmin."""
+        return cls(
+            poller=name,
+            jobs=len(requests),
+            gets_per_job=sum(requests) / len(requests),
+            lateness_mean=sum(lateness) / len(lateness),
+            lateness_p95=percentile(lateness, 95),
+            lateness_max=max(lateness),
+            bound=sum(above_minimum) / len(above_minimum) / 2,
+            learned_samples=learned_samples,
+            http_answers=http_answers or {},
+        )
 
     @classmethod
     def pooled(cls, name: str, parts: list[PollerResult]) -> PollerResult:
@@ -199,18 +223,12 @@ def replay(options: PollingOptions, prior: float, *, cold: bool = True) -> Polle
             seed=seed,
             learned_from=learned_from,
         )
-        lateness = [job.lateness for job in jobs]
         runs.append(
-            PollerResult(
-                poller=REPLAY,
-                jobs=len(jobs),
-                gets_per_job=sum(job.requests for job in jobs) / len(jobs),
-                lateness_mean=sum(lateness) / len(lateness),
-                lateness_p95=percentile(lateness, 95),
-                lateness_max=max(lateness),
-                bound=sum(job.duration - options.shortest_duration for job in jobs) / len(jobs) / 2,
-                learned_samples=None,
-                http_answers={},
+            PollerResult.measured(
+                REPLAY,
+                [job.requests for job in jobs],
+                [job.lateness for job in jobs],
+                [job.duration - options.shortest_duration for job in jobs],
             )
         )
     name = REPLAY if cold else "replay-warm"
@@ -263,14 +281,11 @@ async def run_variant(
             requests.append(gets[task.task_id])
             lateness.append(posted - task.completes_at)
             above_minimum.append(task.duration - options.shortest_duration)
-    return PollerResult(
-        poller=COLD if cold else variant_name(interval),
-        jobs=len(measured),
-        gets_per_job=sum(requests) / len(requests),
-        lateness_mean=sum(lateness) / len(lateness),
-        lateness_p95=percentile(lateness, 95),
-        lateness_max=max(lateness),
-        bound=sum(above_minimum) / len(above_minimum) / 2,
+    return PollerResult.measured(
+        COLD if cold else variant_name(interval),
+        requests,
+        lateness,
+        above_minimum,
         learned_samples=services.imagine.durations.observed if planner is None else None,
         http_answers=dict(world.simulator.answers),
     )
@@ -286,19 +301,16 @@ class Variant:
     cold: bool = False
     seed: int | None = None
 
+    async def run(self) -> PollerResult:
+        return await run_variant(
+            self.interval, self.options, self.folder, cold=self.cold, seed=self.seed
+        )
+
 
 def run_isolated(variant: Variant) -> PollerResult:
     """One bot in this process, from scratch (the entry point of a worker process)."""
     quiet_logging()
-    return asyncio.run(
-        run_variant(
-            variant.interval,
-            variant.options,
-            variant.folder,
-            cold=variant.cold,
-            seed=variant.seed,
-        )
-    )
+    return asyncio.run(variant.run())
 
 
 async def run_all(variants: list[Variant], parallel: int) -> list[PollerResult]:
@@ -306,13 +318,7 @@ async def run_all(variants: list[Variant], parallel: int) -> list[PollerResult]:
     if parallel <= 1:
         results = []
         for variant in variants:
-            result = await run_variant(
-                variant.interval,
-                variant.options,
-                variant.folder,
-                cold=variant.cold,
-                seed=variant.seed,
-            )
+            result = await variant.run()
             print_row(result)
             results.append(result)
         return results
@@ -454,8 +460,8 @@ def parse_options(argv: list[str] | None = None) -> tuple[PollingOptions, bool]:
     parser.add_argument(
         "--parallel",
         type=int,
-        default=4,
-        help="bots run at once, each in a process of its own (default 4)",
+        default=defaults.parallel,
+        help=f"bots run at once, each in a process of its own (default {defaults.parallel})",
     )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 1-second jobs, a few of each, not saved"

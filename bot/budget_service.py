@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from bot import budget_alerts
 from bot.budget import Budgets, BudgetView
@@ -177,7 +177,7 @@ class BudgetService:
         async with self._database.transaction() as session:
             return await budget_alerts.find_settings(session, guild_id)
 
-    async def alerts_due(self, guild_id: int, now: datetime | None = None) -> list[BudgetAlert]:
+    async def alerts_due(self, guild_id: int) -> list[BudgetAlert]:
         """The budget alerts to post now, each claimed for the caller alone; usually none.
 
         Call it after credits were committed (a reservation). Without alert settings it costs
@@ -189,7 +189,7 @@ class BudgetService:
                 return []
             budget = await self._budgets.view(session, guild_id)
             return await budget_alerts.claim_due_alerts(
-                session, settings, budget, now or self._clock.now()
+                session, settings, budget, self._clock.now()
             )
 
     async def announce_alerts(self, guild_id: int) -> None:

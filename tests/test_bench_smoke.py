@@ -111,7 +111,14 @@ async def test_ack_measures_both_bots(tmp_path: Path) -> None:
 
 async def test_polling_compares_learned_and_fixed_pollers(tmp_path: Path) -> None:
     options = polling.PollingOptions(
-        expected=0.6, prior=1.0, learn=2, jobs=3, spacing=0.05, fixed=(0.1,), servers=2
+        expected=0.6,
+        prior=1.0,
+        learn=2,
+        jobs=3,
+        spacing=0.05,
+        fixed=(0.1,),
+        servers=2,
+        parallel=1,
     )
 
     figures = await polling.run(options, tmp_path)
@@ -134,6 +141,7 @@ async def test_polling_cold_compares_cold_and_warm_learned_pollers(tmp_path: Pat
         cold=True,
         cold_jobs=2,
         cold_runs=2,
+        parallel=1,
     )
 
     figures = await polling.run(options, tmp_path)
