@@ -21,11 +21,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
+from bot.db import insert_ignore
 from bot.models import GuildBudget, LedgerEntry, MemberUsage, Reservation
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -193,7 +193,7 @@ class Budgets:
             )
 
         current_start, member_cap = debited
-        await self._insert_ignore(
+        await insert_ignore(
             session,
             MemberUsage,
             {"guild_id": guild_id, "member_id": member_id, "period_start": current_start},
@@ -490,7 +490,7 @@ class Budgets:
     async def _create(self, session: AsyncSession, guild_id: int, now: datetime) -> None:
         """Give a guild seen for the first time its default budget, once, even under races."""
         limit = self._default_guild_credits
-        created = await self._insert_ignore(
+        created = await insert_ignore(
             session,
             GuildBudget,
             {"guild_id": guild_id},
@@ -620,22 +620,6 @@ class Budgets:
             note=note,
         )
         await session.flush()
-
-    async def _insert_ignore(
-        self,
-        session: AsyncSession,
-        model: type[GuildBudget] | type[MemberUsage],
-        key: dict[str, Any],
-        values: dict[str, Any],
-    ) -> bool:
-        """INSERT … ON CONFLICT DO NOTHING on the primary key; True when a row was inserted."""
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(model)
-            .values(**key, **values)
-            .on_conflict_do_nothing(index_elements=list(key))
-        )
-        return (await session.exec(statement)).rowcount == 1
 
     def _append(
         self,

@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import delete, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.budget import BudgetView, LedgerKind
+from bot.db import dialect_of, insert_ignore
 from bot.models import BudgetAlertClaim, BudgetAlertSettings, LedgerEntry
 
 DEFAULT_THRESHOLD_PERCENT = 80
@@ -152,7 +152,7 @@ async def save_settings(
     }
     # One upsert, so two admins saving at once cannot trip over each other's insert.
     statement = (
-        _dialect(session)
+        dialect_of(session)
         .insert(BudgetAlertSettings)
         .values(guild_id=guild_id, **values)
         .on_conflict_do_update(index_elements=["guild_id"], set_=values)
@@ -215,7 +215,13 @@ async def claim_due_alerts(
     won = [
         threshold
         for threshold in reached
-        if threshold not in claimed and await _claim(session, key, threshold, now)
+        if threshold not in claimed
+        and await insert_ignore(
+            session,
+            BudgetAlertClaim,
+            {**key, "threshold_percent": threshold},
+            {"claimed_at": now},
+        )
     ]
     if highest not in won or any(threshold > highest for threshold in claimed):
         return []
@@ -248,19 +254,6 @@ def run_out_moment(remaining: int, burn_per_hour: float, now: datetime) -> datet
         return now + timedelta(hours=remaining / burn_per_hour)
     except OverflowError:  # past the year 9999: as good as never
         return None
-
-
-async def _claim(
-    session: AsyncSession, key: dict[str, Any], threshold_percent: int, now: datetime
-) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on the claim's key; True when this insert won."""
-    statement = (
-        _dialect(session)
-        .insert(BudgetAlertClaim)
-        .values(**key, threshold_percent=threshold_percent, claimed_at=now)
-        .on_conflict_do_nothing(index_elements=[*key, "threshold_percent"])
-    )
-    return (await session.exec(statement)).rowcount == 1
 
 
 async def _alert(
@@ -299,8 +292,3 @@ def _settings(row: BudgetAlertSettings) -> AlertSettings:
         updated_by=row.updated_by,
         updated_at=row.updated_at,
     )
-
-
-def _dialect(session: AsyncSession) -> Any:
-    """The dialect module whose ``insert`` has ON CONFLICT clauses for this database."""
-    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

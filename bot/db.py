@@ -16,6 +16,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, DateTime, Dialect, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -188,3 +189,21 @@ def _check_not_newer(connection: Connection) -> None:
 
 def _run_alembic(connection: Connection, operation: Any, revision: str) -> None:
     operation(_alembic_config(connection), revision)
+
+
+def dialect_of(session: AsyncSession) -> Any:
+    """The dialect module whose ``insert`` has ON CONFLICT clauses for this database."""
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+async def insert_ignore(
+    session: AsyncSession, model: type[Any], key: dict[str, Any], values: dict[str, Any]
+) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on ``key`` (the primary key); True when it inserted."""
+    statement = (
+        dialect_of(session)
+        .insert(model)
+        .values(**key, **values)
+        .on_conflict_do_nothing(index_elements=list(key))
+    )
+    return (await session.exec(statement)).rowcount == 1

@@ -7,6 +7,7 @@ server may widen who sees it with its own command permissions.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -205,10 +206,10 @@ class BudgetCog(commands.Cog, name=BUDGET_COG):
         language = language_for(interaction)
         rows = await self.budgets.usage(guild.id)
         daily = await self.budgets.daily_usage(guild.id)
-        names = {
-            member_id: await self._display_name(guild, member_id)
-            for member_id in named_members(daily.spend, top=CHART_MEMBERS)
-        }
+        named = named_members(daily.spend, top=CHART_MEMBERS)
+        # At most six lookups, at once; a member not found is drawn by id.
+        found = await asyncio.gather(*(self._display_name(guild, member_id) for member_id in named))
+        names = {member_id: name for member_id, name in zip(named, found, strict=True) if name}
         chart = usage_chart(
             daily.spend,
             period_start=daily.budget.period_start.date(),
@@ -237,14 +238,14 @@ class BudgetCog(commands.Cog, name=BUDGET_COG):
             embed=embed, file=picture, ephemeral=True, allowed_mentions=NO_PINGS
         )
 
-    async def _display_name(self, guild: discord.Guild, member_id: int) -> str:
-        """A member's name for the chart (a picture cannot show a mention)."""
+    async def _display_name(self, guild: discord.Guild, member_id: int) -> str | None:
+        """A member's name for the chart (a picture cannot show a mention); None if gone."""
         member = guild.get_member(member_id)
         if member is None:
             try:
                 member = await guild.fetch_member(member_id)
             except discord.HTTPException:
-                return str(member_id)  # left the server
+                return None  # left the server
         return member.display_name
 
     # --- budget warnings ----------------------------------------------------------------------

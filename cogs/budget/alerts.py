@@ -6,7 +6,7 @@ import discord
 
 from bot.budget_alerts import BudgetAlert
 from bot.clock import Clock
-from bot.i18n import DEFAULT_LANGUAGE, language_of
+from bot.i18n import pick_language
 from cogs.budget.render import BudgetRenderer
 from cogs.core.render import NO_PINGS
 
@@ -26,9 +26,7 @@ class DiscordBudgetAlerts:
         if not isinstance(channel, discord.abc.Messageable):
             raise TypeError(f"channel {alert.channel_id} cannot hold messages")
         guild = self._bot.get_guild(alert.guild_id)
-        language = (
-            language_of(guild.preferred_locale.value) if guild is not None else None
-        ) or DEFAULT_LANGUAGE
+        language = pick_language(guild.preferred_locale.value if guild is not None else None)
         embed = self._render.alert(language, alert, self._clock.now())
         if alert.ping_role_id is None:
             await channel.send(embed=embed, allowed_mentions=NO_PINGS)

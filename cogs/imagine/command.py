@@ -184,18 +184,9 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
     ) -> None:
-        # Checks that need no I/O answer privately at once: nothing public flashes first.
-        request = validate_imagine(
-            prompt,
-            mode=mode,
-            ratio=ratio,
-            images=_image_inputs([image, image2, image3]),
-            channel_is_nsfw=_is_nsfw(interaction.channel),
-            max_prompt_length=self.settings.max_prompt_length,
-            max_image_bytes=self.settings.max_image_bytes,
+        await self._request(
+            interaction, prompt, mode, ratio, _image_inputs([image, image2, image3])
         )
-        progress_message_id = await self._acknowledge(interaction)
-        await self.imagine.request(_requester(interaction, progress_message_id), request)
 
     async def cog_load(self) -> None:
         self._tree.add_command(self.animate_menu)
@@ -240,7 +231,7 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         ) -> None:
             await self.reporter.guard(
                 submitted,
-                self._request_from_form(submitted, prompt, mode, ratio, images, remix_of=remix_of),
+                self._request(submitted, prompt, mode, ratio, images, remix_of=remix_of),
             )
 
         await interaction.response.send_modal(
@@ -259,7 +250,7 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
             )
         )
 
-    async def _request_from_form(
+    async def _request(
         self,
         interaction: discord.Interaction,
         prompt: str,
@@ -269,6 +260,8 @@ class ImagineCog(commands.Cog, name=IMAGINE_COG):
         *,
         remix_of: str | None = None,
     ) -> None:
+        """/imagine, Animate and Remix: validate, acknowledge, then ask for the video."""
+        # Checks that need no I/O answer privately at once: nothing public flashes first.
         request = validate_imagine(
             prompt,
             mode=mode,
